@@ -6,14 +6,15 @@ Docs: https://kimchi-course.github.io/kimchi-course/settings.html.md"""
 
 # %% auto #0
 __all__ = ['KNOWN_NOISE', 'MODES', 'MODE_VALUES', 'quiet_known_warnings', 'course_mode', 'CourseSettings', 'course_settings',
-           'cache_dir', 'in_colab', 'seed_everything', 'device_name', 'version_stamp']
+           'cache_dir', 'in_colab', 'project_urls', 'colab_url', 'colab_badge', 'chapter_info', 'chapter_table',
+           'seed_everything', 'device_name', 'version_stamp']
 
-# %% ../nbs/00_settings.ipynb #91841254
+# %% ../nbs/00_settings.ipynb #3c16dd09
 import os, sys, random, platform, warnings
 from pathlib import Path
 import numpy as np, torch
 
-# %% ../nbs/00_settings.ipynb #8183fe77
+# %% ../nbs/00_settings.ipynb #2bffc2f3
 KNOWN_NOISE = (
     (FutureWarning, r'.*torch\.jit\.script.* is deprecated'), # raised inside fastai's import; nothing to fix on our side
     (UserWarning, r"The parameter 'pretrained' is deprecated"), # torchvision, about fastai's call
@@ -26,7 +27,7 @@ def quiet_known_warnings():
 
 quiet_known_warnings()
 
-# %% ../nbs/00_settings.ipynb #4c661bb2
+# %% ../nbs/00_settings.ipynb #5f75abbf
 MODES = ('smoke', 'full')
 
 def course_mode(
@@ -41,7 +42,7 @@ def course_mode(
     if env.get('IN_TEST'): return 'smoke'
     return 'full' if (torch.cuda.is_available() if cuda is None else cuda) else 'smoke'
 
-# %% ../nbs/00_settings.ipynb #05f6af88
+# %% ../nbs/00_settings.ipynb #e78ba7cf
 MODE_VALUES = dict(
     smoke=dict(seed=42, n_per_class=30, presize=96, size=64, bs=32, epochs=6, freeze_epochs=1, lr=1e-2,
                pretrained=False, lr_find_iters=30, arch='resnet18', valid_pct=0.2, workers=0),
@@ -49,7 +50,7 @@ MODE_VALUES = dict(
                pretrained=True, lr_find_iters=100, arch='resnet18', valid_pct=0.2, workers=2),
 )
 
-# %% ../nbs/00_settings.ipynb #bb2793b9
+# %% ../nbs/00_settings.ipynb #09f95593
 class CourseSettings:
     "The mode, device and values a chapter runs with; attributes, plus a table in notebooks"
     def __init__(self, mode:str, device:str, values:dict):
@@ -63,7 +64,7 @@ class CourseSettings:
         rows = '\n'.join(f'| `{k}` | `{v!r}` |' for k,v in self.as_dict().items())
         return f'| setting | value |\n|---|---|\n{rows}'
 
-# %% ../nbs/00_settings.ipynb #8bc92648
+# %% ../nbs/00_settings.ipynb #0b748345
 def _pick(v, mode):
     "`v[mode]` if `v` is a `dict(smoke=…, full=…)`, else `v`"
     return v[mode] if isinstance(v, dict) and set(v)==set(MODES) else v
@@ -78,7 +79,7 @@ def course_settings(
     vals = {**MODE_VALUES[mode], **{k:_pick(v, mode) for k,v in overrides.items()}}
     return CourseSettings(mode, 'cuda' if torch.cuda.is_available() else 'cpu', vals)
 
-# %% ../nbs/00_settings.ipynb #7c8b78bd
+# %% ../nbs/00_settings.ipynb #bf2d403a
 def cache_dir(
     env:dict=None, # environment to read (default: `os.environ`)
 )->Path:
@@ -86,12 +87,55 @@ def cache_dir(
     env = os.environ if env is None else env
     return Path(env.get('KIMCHI_CACHE') or Path.home()/'.cache'/'kimchi-course').expanduser()
 
-# %% ../nbs/00_settings.ipynb #82e5f619
+# %% ../nbs/00_settings.ipynb #ba649725
 def in_colab()->bool:
     "Are we running inside Google Colab?"
     return 'google.colab' in sys.modules or 'COLAB_RELEASE_TAG' in os.environ
 
-# %% ../nbs/00_settings.ipynb #fadaf5fc
+# %% ../nbs/00_settings.ipynb #5df06133
+def project_urls()->dict:
+    "The `[project.urls]` of the installed `kimchi-course` package, by name"
+    from importlib.metadata import metadata
+    return dict(o.split(', ', 1) for o in metadata('kimchi-course').get_all('Project-URL') or [])
+
+def colab_url(
+    nb:str, # notebook file name, e.g. '01_data.ipynb'
+    branch:str='main', # git branch
+)->str:
+    "The address that opens notebook `nb` of the course's repository in Google Colab"
+    repo = project_urls()['Repository'].rstrip('/').removeprefix('https://github.com/')
+    return f'https://colab.research.google.com/github/{repo}/blob/{branch}/nbs/{Path(nb).name}'
+
+def colab_badge(
+    nb:str, # notebook file name
+)->str:
+    "Markdown for an 'Open in Colab' badge linking to notebook `nb`"
+    return f'[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(nb)})'
+
+# %% ../nbs/00_settings.ipynb #95ed0523
+def chapter_info(
+    nb:Path, # a chapter notebook
+)->dict:
+    "Title and one-line description from a notebook's first markdown cell"
+    import json
+    cell = next(c for c in json.loads(Path(nb).read_text())['cells'] if c['cell_type']=='markdown')
+    lines = ''.join(cell['source']).splitlines()
+    title = next(l[2:].strip() for l in lines if l.startswith('# '))
+    desc = next((l[1:].strip() for l in lines if l.startswith('>')), '')
+    return dict(nb=Path(nb).name, title=title.replace('`', ''), description=desc)
+
+def chapter_table(
+    nbs_path:Path='.', # the folder holding the course notebooks
+)->str:
+    "A Markdown table of the course's chapters: number, title with a docs link, description, Colab badge"
+    docs = project_urls().get('Documentation', '').rstrip('/')
+    rows = []
+    for nb in sorted(Path(nbs_path).glob('[0-9]*.ipynb')):
+        i = chapter_info(nb)
+        rows.append(f"| {nb.name.split('_')[0]} | [{i['title']}]({docs}/{nb.stem.split('_',1)[1]}.html) | {i['description']} | {colab_badge(nb.name)} |")
+    return '| # | chapter | what you do | open |\n|---|---|---|---|\n' + '\n'.join(rows)
+
+# %% ../nbs/00_settings.ipynb #e317488f
 def seed_everything(
     seed:int=42, # the seed for python, numpy and torch
 )->int:
@@ -101,7 +145,7 @@ def seed_everything(
     set_seed(seed, reproducible=True)
     return seed
 
-# %% ../nbs/00_settings.ipynb #348f184a
+# %% ../nbs/00_settings.ipynb #fb38c350
 def device_name()->str:
     "The GPU's name, or the CPU and its core count"
     if torch.cuda.is_available(): return torch.cuda.get_device_name(0)

@@ -1,0 +1,46 @@
+"The `kimchi-course` command end to end: --help everywhere, the demo, and one-line errors for bad arguments."
+import pytest
+from conftest import run_cli
+
+def test_help():
+    r = run_cli('--help')
+    assert r.returncode == 0 and 'demo' in r.stdout
+
+@pytest.mark.parametrize('cmd', ['demo'])
+def test_subcommand_help(cmd):
+    r = run_cli(cmd, '--help')
+    assert r.returncode == 0 and '--out' in r.stdout
+
+@pytest.mark.parametrize('args, msg', [
+    (['demo', '--epochs', '-1'], 'must be at least 1'),
+    (['demo', '--epochs', '0'], 'must be at least 1'),
+    (['demo', '--epochs', 'many'], 'whole number'),
+    (['demo', '--seed', '-3'], '0 or more'),
+    (['demo', '--n-per-class', '0'], 'must be at least 1'),
+    (['demo', '--bogus'], 'unrecognized arguments'),
+    (['frobnicate'], 'invalid choice'),
+    ([], 'required'),
+])
+def test_bad_arguments_one_line(args, msg):
+    r = run_cli(*args)
+    assert r.returncode == 2
+    assert msg in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert 'Traceback' not in r.stderr
+
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path/'demo'
+    r = run_cli('demo', '--out', out, '--epochs', '4', timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert {p.name for p in out.iterdir()} == {'model.pkl', 'confusion_matrix.png', 'report.md'}
+    assert (out/'confusion_matrix.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    report = (out/'report.md').read_text()
+    acc = float(next(l for l in report.splitlines() if l.startswith('| accuracy |')).split('|')[2])
+    assert acc >= 2/11, f'demo accuracy {acc:.3f} is not clearly above chance (1/11)'
+    assert 'synthetic' in report
+
+def test_demo_refuses_a_file_as_out(tmp_path):
+    f = tmp_path/'a_file'; f.write_text('mine')
+    r = run_cli('demo', '--out', f, '--epochs', '1', '--n-per-class', '4')
+    assert r.returncode != 0 and 'Traceback' not in r.stderr
+    assert f.read_text() == 'mine'

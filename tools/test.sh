@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"; .ci/run calls it):
+#   1. nbdev sync: nbdev-export and nbdev-clean must leave no change,
+#   2. every notebook top to bottom with nbdev-test (smoke mode: nbdev-test sets IN_TEST),
+#   3. pytest (CLI, packaging, README, docs preview, hostile data). Its summary is the last line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+snapshot() { git status --porcelain -- kimchi_course nbs; git diff -- kimchi_course nbs | sha1sum; }
+echo "== nbdev sync: export + clean must leave no diff"
+before=$(snapshot)
+nbdev-export
+nbdev-clean
+after=$(snapshot)
+if [ "$before" != "$after" ]; then
+  echo "nbdev-export / nbdev-clean changed these files: the library or notebooks were out of sync. Commit the result." >&2
+  diff <(echo "$before") <(echo "$after") >&2 || true
+  exit 1
+fi
+echo "in sync"
+
+echo "== nbdev-test: every notebook in smoke mode"
+start=$SECONDS
+nbdev-test --n-workers 2 --timing
+echo "nbdev-test took $((SECONDS - start)) s"
+
+echo "== pytest"
+python -m pytest
