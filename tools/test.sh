@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The docs-preview test drives Debian's chromium; install it where we can (root + apt), else that test is skipped.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "== installing chromium for the docs-preview test"
+  (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }) \
+    || echo "could not install chromium: the docs-preview browser test will be skipped"
+fi
+
 snapshot() { git status --porcelain -- kimchi_course nbs; git diff -- kimchi_course nbs | sha1sum; }
 echo "== nbdev sync: export + clean must leave no diff"
 before=$(snapshot)

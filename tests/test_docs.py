@@ -1,0 +1,55 @@
+"""The offline docs preview (tools/preview_docs.py): every page opens in headless Chromium with its title, no `#|`
+directive text, every figure an <img> that loads, and no error output."""
+import shutil, subprocess, sys
+import pytest
+from conftest import ROOT
+
+CHROMIUM, DRIVER = shutil.which('chromium') or shutil.which('chromium-browser'), shutil.which('chromedriver')
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver (tools/test.sh installs them where apt-get can)")
+
+@pytest.fixture(scope='module')
+def pages(tmp_path_factory):
+    out = tmp_path_factory.mktemp('preview')
+    r = subprocess.run([sys.executable, str(ROOT/'tools'/'preview_docs.py'), '--out', str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return sorted(out.glob('*.html'))
+
+@pytest.fixture(scope='module')
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    o = webdriver.ChromeOptions()
+    o.binary_location = CHROMIUM
+    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+              '--disable-component-update', '--disable-sync', '--window-size=1280,2000', f"--user-data-dir={tmp_path_factory.mktemp('chrome')}"):
+        o.add_argument(a)
+    d = webdriver.Chrome(service=Service(DRIVER), options=o)
+    yield d
+    d.quit()
+
+def test_every_chapter_has_a_page(pages):
+    names = {p.name for p in pages}
+    assert 'index.html' in names
+    assert len(pages) == 1 + len(list((ROOT/'nbs').glob('[0-9]*.ipynb')))
+
+def test_pages_in_browser(pages, browser):
+    problems = []
+    for p in pages:
+        browser.get(p.as_uri())
+        title, text = browser.title, browser.find_element('tag name', 'body').text
+        h1 = browser.find_element('css selector', 'h1').text
+        if not title.strip() or 'kimchi-course' not in title: problems.append(f'{p.name}: title {title!r}')
+        if not h1.strip(): problems.append(f'{p.name}: no heading')
+        if '#|' in text: problems.append(f'{p.name}: directive text shows: ' + text[text.index('#|'):][:60])
+        if 'Traceback (most recent call last)' in text or browser.find_elements('css selector', '[data-mime-type="application/vnd.jupyter.error"], .jp-OutputArea-output.jp-mod-error'):
+            problems.append(f'{p.name}: an error output cell')
+        # figures: every image in an output must be an <img> that decoded (external badges are outside outputs)
+        bad = browser.execute_script("""return [...document.querySelectorAll('.jp-OutputArea img, .jp-RenderedImage img')]
+            .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => (i.src || '').slice(0, 60));""")
+        if bad: problems.append(f'{p.name}: figures that do not load: {bad}')
+    assert not problems, '\n'.join(problems)
+
+def test_navigation_lists_every_page(pages, browser):
+    browser.get(next(p for p in pages if p.name == 'index.html').as_uri())
+    links = browser.execute_script("return [...document.querySelectorAll('.kc-nav a')].map(a => a.getAttribute('href'))")
+    assert len(links) == len(pages) + 1  # every page plus the home link
