@@ -9,12 +9,12 @@ __all__ = ['KNOWN_NOISE', 'MODES', 'MODE_VALUES', 'quiet_known_warnings', 'cours
            'cache_dir', 'in_colab', 'project_urls', 'colab_url', 'colab_badge', 'chapter_info', 'chapter_table',
            'seed_everything', 'device_name', 'version_stamp']
 
-# %% ../nbs/00_settings.ipynb #3c16dd09
+# %% ../nbs/00_settings.ipynb #4b7ae5e3
 import os, sys, random, platform, warnings
 from pathlib import Path
 import numpy as np, torch
 
-# %% ../nbs/00_settings.ipynb #2bffc2f3
+# %% ../nbs/00_settings.ipynb #11531f2d
 KNOWN_NOISE = (
     (FutureWarning, r'.*torch\.jit\.script.* is deprecated'), # raised inside fastai's import; nothing to fix on our side
     (UserWarning, r"The parameter 'pretrained' is deprecated"), # torchvision, about fastai's call
@@ -27,7 +27,7 @@ def quiet_known_warnings():
 
 quiet_known_warnings()
 
-# %% ../nbs/00_settings.ipynb #5f75abbf
+# %% ../nbs/00_settings.ipynb #7598a66d
 MODES = ('smoke', 'full')
 
 def course_mode(
@@ -42,7 +42,7 @@ def course_mode(
     if env.get('IN_TEST'): return 'smoke'
     return 'full' if (torch.cuda.is_available() if cuda is None else cuda) else 'smoke'
 
-# %% ../nbs/00_settings.ipynb #e78ba7cf
+# %% ../nbs/00_settings.ipynb #4db26631
 MODE_VALUES = dict(
     smoke=dict(seed=42, n_per_class=30, presize=96, size=64, bs=32, epochs=6, freeze_epochs=1, lr=1e-2,
                pretrained=False, lr_find_iters=30, arch='resnet18', valid_pct=0.2, workers=0),
@@ -50,7 +50,7 @@ MODE_VALUES = dict(
                pretrained=True, lr_find_iters=100, arch='resnet18', valid_pct=0.2, workers=2),
 )
 
-# %% ../nbs/00_settings.ipynb #09f95593
+# %% ../nbs/00_settings.ipynb #f1efdf47
 class CourseSettings:
     "The mode, device and values a chapter runs with; attributes, plus a table in notebooks"
     def __init__(self, mode:str, device:str, values:dict):
@@ -64,7 +64,7 @@ class CourseSettings:
         rows = '\n'.join(f'| `{k}` | `{v!r}` |' for k,v in self.as_dict().items())
         return f'| setting | value |\n|---|---|\n{rows}'
 
-# %% ../nbs/00_settings.ipynb #0b748345
+# %% ../nbs/00_settings.ipynb #472141d2
 def _pick(v, mode):
     "`v[mode]` if `v` is a `dict(smoke=…, full=…)`, else `v`"
     return v[mode] if isinstance(v, dict) and set(v)==set(MODES) else v
@@ -79,7 +79,7 @@ def course_settings(
     vals = {**MODE_VALUES[mode], **{k:_pick(v, mode) for k,v in overrides.items()}}
     return CourseSettings(mode, 'cuda' if torch.cuda.is_available() else 'cpu', vals)
 
-# %% ../nbs/00_settings.ipynb #bf2d403a
+# %% ../nbs/00_settings.ipynb #3240f70e
 def cache_dir(
     env:dict=None, # environment to read (default: `os.environ`)
 )->Path:
@@ -87,12 +87,12 @@ def cache_dir(
     env = os.environ if env is None else env
     return Path(env.get('KIMCHI_CACHE') or Path.home()/'.cache'/'kimchi-course').expanduser()
 
-# %% ../nbs/00_settings.ipynb #ba649725
+# %% ../nbs/00_settings.ipynb #f21ba348
 def in_colab()->bool:
     "Are we running inside Google Colab?"
     return 'google.colab' in sys.modules or 'COLAB_RELEASE_TAG' in os.environ
 
-# %% ../nbs/00_settings.ipynb #5df06133
+# %% ../nbs/00_settings.ipynb #7da2ffa5
 def project_urls()->dict:
     "The `[project.urls]` of the installed `kimchi-course` package, by name"
     from importlib.metadata import metadata
@@ -112,7 +112,7 @@ def colab_badge(
     "Markdown for an 'Open in Colab' badge linking to notebook `nb`"
     return f'[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(nb)})'
 
-# %% ../nbs/00_settings.ipynb #95ed0523
+# %% ../nbs/00_settings.ipynb #37de16b8
 def chapter_info(
     nb:Path, # a chapter notebook
 )->dict:
@@ -135,7 +135,7 @@ def chapter_table(
         rows.append(f"| {nb.name.split('_')[0]} | [{i['title']}]({docs}/{nb.stem.split('_',1)[1]}.html) | {i['description']} | {colab_badge(nb.name)} |")
     return '| # | chapter | what you do | open |\n|---|---|---|---|\n' + '\n'.join(rows)
 
-# %% ../nbs/00_settings.ipynb #e317488f
+# %% ../nbs/00_settings.ipynb #94ecf0ca
 def seed_everything(
     seed:int=42, # the seed for python, numpy and torch
 )->int:
@@ -145,7 +145,7 @@ def seed_everything(
     set_seed(seed, reproducible=True)
     return seed
 
-# %% ../nbs/00_settings.ipynb #fb38c350
+# %% ../nbs/00_settings.ipynb #0f007a2e
 def device_name()->str:
     "The GPU's name, or the CPU and its core count"
     if torch.cuda.is_available(): return torch.cuda.get_device_name(0)
