@@ -11,7 +11,7 @@ __all__ = ['KIMCHI_CLASSES', 'KIMCHI_SLUGS', 'HANGUL', 'JUNK_NAMES', 'IMAGE_EXTS
            'presize_image', 'PresizeReport', 'presize', 'bench_presize', 'prepare', 'kimchi_source', 'kimchi_path',
            'file_hashes', 'kimchi_files', 'kimchi_block', 'kimchi_dls', 'pets_dls', 'cats_vs_dogs_small']
 
-# %% ../nbs/01_data.ipynb #f2fc7673
+# %% ../nbs/01_data.ipynb #7892e2ed
 import os, re, io, json, math, time, uuid, random, shutil, hashlib, tarfile, zipfile, tempfile, unicodedata, warnings
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -21,7 +21,7 @@ from .settings import *
 from fastai.vision.all import *
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-# %% ../nbs/01_data.ipynb #1452b96d
+# %% ../nbs/01_data.ipynb #39997824
 class KimchiClass(NamedTuple):
     "One kimchi class: its romanized slug and its Hangul name"
     slug:str
@@ -35,7 +35,7 @@ KIMCHI_CLASSES = tuple(KimchiClass(*o) for o in (
 KIMCHI_SLUGS = [c.slug for c in KIMCHI_CLASSES]
 HANGUL = {c.slug:c.hangul for c in KIMCHI_CLASSES}
 
-# %% ../nbs/01_data.ipynb #fa579b10
+# %% ../nbs/01_data.ipynb #22ceebb3
 def _name_key(name:str)->str:
     "Compact comparison key: NFC, lower case, no spaces, `_` or `-`"
     return re.sub(r'[\s_\-]+', '', unicodedata.normalize('NFC', name).lower())
@@ -52,7 +52,7 @@ def kimchi_slug(
     valid = ', '.join(f'{c.slug} ({c.hangul})' for c in KIMCHI_CLASSES)
     raise ValueError(f"{str(name)!r} is not one of the 11 kimchi classes; valid names: {valid}")
 
-# %% ../nbs/01_data.ipynb #a871924b
+# %% ../nbs/01_data.ipynb #333574b7
 class _CodePageZipInfo(zipfile.ZipInfo):
     "A `ZipInfo` that stores its name in `encoding`, without the UTF-8 flag unless the encoding is UTF-8"
     encoding = 'cp949'
@@ -85,7 +85,7 @@ def zip_folder(
         if mac_clutter: z.writestr(info_cls(f'{prefix}/.DS_Store' if prefix else '.DS_Store', date_time=(2024,1,1,0,0,0)), b'Bud1')
     return zip_path
 
-# %% ../nbs/01_data.ipynb #4eff77f0
+# %% ../nbs/01_data.ipynb #f83206c4
 JUNK_NAMES = {'.ds_store', 'thumbs.db', 'desktop.ini', '.localized', 'icon\r'}
 _MARKERS = {'.kimchi-archive.json', '.presize.json', '.prepared.json', '.cats-vs-dogs.json'}
 
@@ -97,7 +97,7 @@ def is_junk(
     if not parts: return False
     return '__MACOSX' in parts or parts[-1].startswith('._') or parts[-1].lower() in JUNK_NAMES
 
-# %% ../nbs/01_data.ipynb #58f62153
+# %% ../nbs/01_data.ipynb #1e8ca049
 def _safe_parts(
     name:str, # an archive entry name, already decoded
 )->tuple:
@@ -156,7 +156,7 @@ def _tar_entries(
         res.append((m, name, enc))
     return res
 
-# %% ../nbs/01_data.ipynb #22147f96
+# %% ../nbs/01_data.ipynb #1aaa45a7
 def _copy_with_progress(src:Path, dst:Path, progress:bool=True, chunk:int=16*2**20):
     "Copy `src` to `dst` in chunks, with a progress bar"
     n = src.stat().st_size
@@ -198,7 +198,7 @@ def _check_dest_free(dest:Path, marker:str, want:dict, what:str)->bool:
         raise ValueError(f"{dest} is not empty and was not made by this {what}; pass an empty or new folder as the destination")
     return False
 
-# %% ../nbs/01_data.ipynb #56fec7f6
+# %% ../nbs/01_data.ipynb #ab299af8
 def extract_archive(
     archive, # a .zip, .tar, .tar.gz, .tgz, .tar.bz2 or .tar.xz file
     dest, # folder to extract into (created; must be new, empty, or a finished extraction of the same archive)
@@ -249,13 +249,13 @@ def extract_archive(
               f"skipped {n['junk']} clutter entries" + (f" and {n['links']} links/devices" if n['links'] else ''))
     return _content_root(dest)
 
-# %% ../nbs/01_data.ipynb #b70ab196
+# %% ../nbs/01_data.ipynb #33ccbc24
 IMAGE_EXTS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png', '.tif', '.tiff', '.webp')
 SCAN_STATUSES = dict(
-    ok='readable image in a kimchi class folder', empty='zero bytes', not_image='not an image (by extension or content)',
+    ok='readable image in a kimchi class folder', empty='zero bytes', not_image='an image extension, but not image data',
     unreadable='truncated or corrupt image data', too_small='short side below min_size',
     unknown_class='readable image outside any kimchi class folder', junk='OS clutter (__MACOSX, ._*, .DS_Store, Thumbs.db)',
-    metadata='crop_area.properties and other .properties files')
+    metadata='crop_area.properties and other .properties files', other='not an image by its extension (README.txt, …)')
 
 def _orientation(im)->int:
     "The EXIF orientation tag of `im` (1 = upright)"
@@ -274,7 +274,7 @@ def check_image(
     try: nbytes = fn.stat().st_size
     except OSError as e: return {**r, 'status':'unreadable', 'note':f'{type(e).__name__}: {e}'}
     if nbytes == 0: return {**r, 'status':'empty'}
-    if fn.suffix.lower() not in IMAGE_EXTS: return {**r, 'status':'not_image', 'note':f"extension {fn.suffix or '(none)'}"}
+    if fn.suffix.lower() not in IMAGE_EXTS: return {**r, 'status':'other', 'note':f"extension {fn.suffix or '(none)'}"}
     notes = []
     with warnings.catch_warnings(record=True) as ws:
         warnings.simplefilter('always')
@@ -293,7 +293,7 @@ def check_image(
     notes += sorted({str(w.message)[:80] for w in ws})
     return {**r, 'note':'; '.join(notes)}
 
-# %% ../nbs/01_data.ipynb #3e7d37df
+# %% ../nbs/01_data.ipynb #597d760e
 def _natural_key(p)->list:
     "Sort key that puts `img2` before `img10`"
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r'(\d+)', unicodedata.normalize('NFC', str(p)))]
@@ -310,8 +310,8 @@ class ImageScan:
 
     @property
     def problems(self)->pd.DataFrame:
-        "Every file that is neither `ok` nor `metadata`, with what is wrong"
-        d = self.df[~self.df.status.isin(['ok', 'metadata'])]
+        "Every file that is not `ok`, `metadata` or `other`, with what is wrong"
+        d = self.df[~self.df.status.isin(['ok', 'metadata', 'other'])]
         return d[['folder', 'name', 'status', 'note']].reset_index(drop=True)
 
     @property
@@ -320,7 +320,7 @@ class ImageScan:
         d = self.df[self.df.cls.notna()]
         idx = KIMCHI_SLUGS if self.kimchi else sorted(d.cls.unique())
         ok = d[d.status=='ok'].groupby('cls').size().reindex(idx, fill_value=0)
-        bad = d[~d.status.isin(['ok', 'metadata'])].groupby('cls').size().reindex(idx, fill_value=0)
+        bad = d[~d.status.isin(['ok', 'metadata', 'other'])].groupby('cls').size().reindex(idx, fill_value=0)
         res = pd.DataFrame({'ok':ok, 'problems':bad})
         if self.kimchi: res.insert(0, 'hangul', [HANGUL[c] for c in idx])
         res.index.name = 'class'
@@ -342,7 +342,7 @@ class ImageScan:
     def __repr__(self): return self.summary()
     def __len__(self): return len(self.df)
 
-# %% ../nbs/01_data.ipynb #b22638f0
+# %% ../nbs/01_data.ipynb #4f6902e4
 def scan_images(
     path, # the folder to scan (every file below it)
     min_size:int=32, # smallest acceptable short side, in pixels
@@ -370,7 +370,7 @@ def scan_images(
     df.loc[(df.status=='ok') & df.cls.isna(), 'status'] = 'unknown_class'
     return ImageScan(path, df, time.perf_counter()-start, kimchi=label is kimchi_slug)
 
-# %% ../nbs/01_data.ipynb #e20eb9ec
+# %% ../nbs/01_data.ipynb #1df26120
 class CropBoxes(dict):
     "Crop boxes `(x, y, w, h)` by file stem; lookups ignore case and accept a stem, a file name or a path"
     def __init__(self, boxes:dict=None, skipped:list=None, path:Path=None):
@@ -388,7 +388,7 @@ class CropBoxes(dict):
     def get(self, k, default=None): return super().get(self._key(k), default)
     def __repr__(self): return f"CropBoxes({len(self)} boxes, {len(self.skipped)} malformed lines skipped, from {self.path})"
 
-# %% ../nbs/01_data.ipynb #8e048a44
+# %% ../nbs/01_data.ipynb #df2d587e
 _NUM = re.compile(r'^[+-]?\d+(\.\d*)?$')
 
 def _unescape_properties(s:str)->str:
@@ -434,7 +434,7 @@ def read_crop_boxes(
         if r: boxes[r[0]] = r[1]
     return CropBoxes(boxes, skipped, p)
 
-# %% ../nbs/01_data.ipynb #1fa4f23d
+# %% ../nbs/01_data.ipynb #53f7bafc
 def show_crop_boxes(
     files, # image files to show
     boxes=None, # a `CropBoxes`, or a function file -> `CropBoxes` (default: read each file's folder)
@@ -466,7 +466,7 @@ def show_crop_boxes(
     plt.tight_layout()
     return fig
 
-# %% ../nbs/01_data.ipynb #2a968279
+# %% ../nbs/01_data.ipynb #2f39c22f
 def _parent_class(f)->str:
     "The kimchi slug of `f`'s folder, or the folder's NFC name if it is not a kimchi class"
     try: return kimchi_slug(Path(f).parent.name)
@@ -496,7 +496,7 @@ def select_per_class(
         res += fs
     return L(res)
 
-# %% ../nbs/01_data.ipynb #99cb8592
+# %% ../nbs/01_data.ipynb #e99cde5c
 def to_rgb(
     im:Image.Image, # any PIL image
 )->Image.Image:
@@ -512,7 +512,7 @@ def to_rgb(
         return bg
     return im if im.mode == 'RGB' else im.convert('RGB')
 
-# %% ../nbs/01_data.ipynb #555b3bec
+# %% ../nbs/01_data.ipynb #a70fcd37
 def _clip_box(box, w:int, h:int)->tuple:
     "`(left, top, right, bottom)` of an `(x, y, w, h)` box clipped to a `w`×`h` image; `ValueError` if nothing is left"
     x,y,bw,bh = box
@@ -524,27 +524,30 @@ def presize_image(
     fn, # an image file
     size:int=460, # target short side in pixels (smaller images are not enlarged)
     box:tuple=None, # optional crop box `(x, y, w, h)` in displayed (upright) pixels
+    resample:int=Image.BILINEAR, # PIL filter for the final resize (antialiased; fastai's default too)
 )->Image.Image:
     "Open `fn` upright, as RGB, cropped to `box` if given, with its short side resized to `size` (reduced-scale JPEG decode)"
     im = Image.open(fn)
     W,H = im.size
-    dW,dH = (H,W) if _orientation(im) in (5, 6, 7, 8) else (W,H)
+    orient = _orientation(im)
+    dW,dH = (H,W) if orient in (5, 6, 7, 8) else (W,H)
     lrtb = _clip_box(box, dW, dH) if box is not None else (0, 0, dW, dH)
     short = min(lrtb[2]-lrtb[0], lrtb[3]-lrtb[1])
     if short > size and isinstance(im, JpegImagePlugin.JpegImageFile):
         im.draft('RGB', (max(1, math.ceil(W*size/short)), max(1, math.ceil(H*size/short))))
-    try: im = ImageOps.exif_transpose(im)
-    except Exception: im.load() # a damaged EXIF block: keep the stored orientation
+    if orient != 1:
+        try: im = ImageOps.exif_transpose(im)
+        except Exception: pass # a damaged EXIF block: keep the stored orientation
     im = to_rgb(im)
     if box is not None:
         f = im.width/dW
         im = im.crop(tuple(round(v*f) for v in lrtb))
     s = min(im.size)
     if short > size and s != size:
-        im = im.resize((max(size, round(im.width*size/s)), max(size, round(im.height*size/s))), Image.LANCZOS, reducing_gap=3.0)
+        im = im.resize((max(size, round(im.width*size/s)), max(size, round(im.height*size/s))), resample, reducing_gap=3.0)
     return im
 
-# %% ../nbs/01_data.ipynb #17ce56a9
+# %% ../nbs/01_data.ipynb #1a5501b5
 class PresizeReport:
     "What `presize` did: one row per source file with its output, status (`new`, `cached`, `failed`) and reason"
     def __init__(self, dest:Path, df:pd.DataFrame, seconds:float, size:int):
@@ -572,7 +575,7 @@ class PresizeReport:
     def __repr__(self): return self.summary()
     def __len__(self): return len(self.df)
 
-# %% ../nbs/01_data.ipynb #c963fd9d
+# %% ../nbs/01_data.ipynb #5818ea1e
 def _fresh(out:Path, src:Path)->bool:
     "Is `out` a finished output at least as new as `src`?"
     try: o = out.stat(); return o.st_size > 0 and o.st_mtime >= src.stat().st_mtime
@@ -615,7 +618,7 @@ def _write_json_atomic(p:Path, d:dict):
     tmp = p.with_name(f'.{p.name}.{uuid.uuid4().hex[:6]}')
     tmp.write_text(json.dumps(d, ensure_ascii=False)); os.replace(tmp, p)
 
-# %% ../nbs/01_data.ipynb #e2f56400
+# %% ../nbs/01_data.ipynb #bf356b22
 def presize(
     files, # image paths, an `ImageScan` (its good files), or a folder (scanned first)
     dest, # cache folder: `dest/<class slug>/<stem>.jpg`; must not overlap the source folders
@@ -655,7 +658,7 @@ def presize(
     if crop_boxes: df['box'] = [j[3] for j in jobs]
     return PresizeReport(dest, df, time.perf_counter()-start, size)
 
-# %% ../nbs/01_data.ipynb #b5817392
+# %% ../nbs/01_data.ipynb #eb9827b0
 def _bench_photos(
     dest:Path, # folder to write the photos into
     n:int, # how many
@@ -668,18 +671,18 @@ def _bench_photos(
     base = load_sample_images().images # china.jpg and flower.jpg (CC BY 2.0), shipped with scikit-learn
     rng = np.random.default_rng(seed); W,H = photo_size; dest.mkdir(parents=True, exist_ok=True); res = []
     for i in range(n):
+        fn = dest/f'photo_{i:03d}.jpg'; res.append(fn)
+        if i >= 8: shutil.copyfile(res[i % 8], fn); continue # 8 different photos are plenty; the rest are copies
         a = base[i % len(base)]; h,w = a.shape[:2]
         ch,cw = int(h*rng.uniform(0.7, 1)), int(w*rng.uniform(0.7, 1))
         y,x = rng.integers(0, h-ch+1), rng.integers(0, w-cw+1)
         im = Image.fromarray(a[y:y+ch, x:x+cw]).resize((W, H), Image.BICUBIC)
         a = np.asarray(im, dtype=np.int16) + rng.integers(-10, 11, (H, W, 1), dtype=np.int16)
-        fn = dest/f'photo_{i:03d}.jpg'
         Image.fromarray(a.clip(0, 255).astype(np.uint8)).save(fn, quality=quality)
-        res.append(fn)
     return res
 
 def bench_presize(
-    n:int=32, # number of photos
+    n:int=64, # number of photos
     size:int=460, # presize short side
     workers:int=2, # worker processes for both
     photo_size:tuple=(2048, 1536), # (width, height) of the generated photos (3.1 megapixels)
@@ -718,7 +721,7 @@ def bench_presize(
         return res
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
-# %% ../nbs/01_data.ipynb #d1532433
+# %% ../nbs/01_data.ipynb #e23e79eb
 def _source_tag(p:Path)->str:
     "A short, file-system-safe name for a source path: its name plus a hash of where it is"
     name = re.sub(r'[^A-Za-z0-9._-]+', '-', unicodedata.normalize('NFC', p.name))[:40].strip('-') or 'data'
@@ -758,7 +761,7 @@ def prepare(
     if verbose: print(rep)
     return rep
 
-# %% ../nbs/01_data.ipynb #fc0738e8
+# %% ../nbs/01_data.ipynb #6beea25e
 def kimchi_source(
     s:CourseSettings, # the chapter's settings (mode, seed, n_per_class)
     n_per_class:int=None, # toy-kimchi images per class (default: `s.n_per_class`); unused in full mode
@@ -803,7 +806,7 @@ def kimchi_path(
     _write_json_atomic(dest/'.prepared.json', want)
     return dest
 
-# %% ../nbs/01_data.ipynb #830cde3d
+# %% ../nbs/01_data.ipynb #15c96d67
 def file_hashes(
     path, # a folder
 )->dict:
@@ -811,7 +814,7 @@ def file_hashes(
     path = Path(path)
     return {p.relative_to(path).as_posix():hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(path.rglob('*')) if p.is_file()}
 
-# %% ../nbs/01_data.ipynb #61e9ec23
+# %% ../nbs/01_data.ipynb #27060537
 def kimchi_files(
     path, # a folder of class folders
 )->L:
@@ -833,7 +836,7 @@ def kimchi_block(
                      splitter=RandomSplitter(valid_pct, seed=seed), item_tfms=Resize(presize),
                      batch_tfms=[*aug_transforms(size=size, min_scale=min_scale, **aug_kwargs), Normalize.from_stats(*imagenet_stats)])
 
-# %% ../nbs/01_data.ipynb #411ae12f
+# %% ../nbs/01_data.ipynb #7c8aa2b5
 def kimchi_dls(
     path, # a folder of class folders (presize cache or originals), or a list of image files
     size:int=224, # final training size
@@ -859,7 +862,7 @@ def kimchi_dls(
     dblock = kimchi_block(size=size, presize=presize, seed=seed, get_items=None, **kwargs)
     return dblock.dataloaders(items, bs=bs, num_workers=workers, device=default_device())
 
-# %% ../nbs/01_data.ipynb #18c68985
+# %% ../nbs/01_data.ipynb #63d5be0c
 PETS_PAT = r'(.+)_\d+.jpg$'
 
 def pets_dls(
@@ -885,7 +888,7 @@ def pets_dls(
                        batch_tfms=[*aug_transforms(size=size, min_scale=0.75, **kwargs), Normalize.from_stats(*imagenet_stats)])
     return dblock.dataloaders(path, bs=bs, num_workers=workers, device=default_device())
 
-# %% ../nbs/01_data.ipynb #94987c59
+# %% ../nbs/01_data.ipynb #bfa7cd8d
 _CATDOG = re.compile(r'^(cat|dog)\.(\d+)\.jpe?g$', re.I)
 
 def cats_vs_dogs_small(
