@@ -10,7 +10,7 @@ __all__ = ['PHOTO_CREDITS', 'PIPELINES', 'sample_photos', 'square_crops', 'AugDr
            'covered', 'padded_fraction', 'sharpness', 'psnr', 'ssim', 'compare_pipelines', 'detail_box',
            'show_pipelines', 'quality_table', 'wins', 'item_epoch_seconds']
 
-# %% ../nbs/02_presizing.ipynb #fbf6383d
+# %% ../nbs/02_presizing.ipynb #1f7258ae
 import os, math, time, random, shutil, tempfile, warnings
 from functools import reduce
 from contextlib import contextmanager
@@ -19,7 +19,7 @@ from typing import NamedTuple
 from .settings import *
 from fastai.vision.all import *
 
-# %% ../nbs/02_presizing.ipynb #e4274ade
+# %% ../nbs/02_presizing.ipynb #053e8ab4
 PHOTO_CREDITS = ("china.jpg and flower.jpg: scikit-learn's sample images, CC BY 2.0 "
                  "(https://creativecommons.org/licenses/by/2.0/), photos by Flickr users danielbuechele and vultilion")
 
@@ -38,7 +38,7 @@ def square_crops(
     offs = [round(i*(max(w, h)-side)/max(n-1, 1)) for i in range(n)]
     return [img.crop((o, 0, o+side, side) if w >= h else (0, o, side, o+side)) for o in offs]
 
-# %% ../nbs/02_presizing.ipynb #8cbb7acc
+# %% ../nbs/02_presizing.ipynb #95ce2f1c
 class AugDraw(NamedTuple):
     "One pinned draw of the affine augmentations"
     angle:float=30. # rotation in degrees
@@ -58,7 +58,7 @@ def random_draws(
     return [AugDraw(r.uniform(-max_rotate, max_rotate), r.uniform(1, max_zoom), r.uniform(-max_warp, max_warp),
                     r.uniform(-max_warp, max_warp)) for _ in range(n)]
 
-# %% ../nbs/02_presizing.ipynb #800b6ccc
+# %% ../nbs/02_presizing.ipynb #1efeef20
 def fixed_affine_tfms(
     d:AugDraw, # the pinned draw
     size:int=None, # output size; `None` keeps the input's size
@@ -76,7 +76,7 @@ def with_coverage(
     x = image2tensor(img).float()[None]/255
     return TensorImage(torch.cat([x, torch.ones_like(x[:, :1])], 1))
 
-# %% ../nbs/02_presizing.ipynb #055171a0
+# %% ../nbs/02_presizing.ipynb #4f163145
 def composed_pipeline(
     x:TensorImage, # presized image batch (with coverage channel)
     d:AugDraw, # the pinned draw
@@ -109,7 +109,7 @@ def reference_render(
     "The best rendering we can afford: the composed map applied once to the original photo, supersampled"
     return TensorImage(F.avg_pool2d(composed_pipeline(x, d, size*oversample), oversample))
 
-# %% ../nbs/02_presizing.ipynb #540040d3
+# %% ../nbs/02_presizing.ipynb #0fbac971
 @contextmanager
 def torch_threads(
     n:int=1, # number of torch CPU threads inside the block
@@ -119,7 +119,7 @@ def torch_threads(
     try: yield
     finally: torch.set_num_threads(old)
 
-# %% ../nbs/02_presizing.ipynb #50260942
+# %% ../nbs/02_presizing.ipynb #799cce62
 def _check_pair(x:Tensor, ref:Tensor):
     if x.shape != ref.shape: raise ValueError(f"images must have the same shape to be compared, got {tuple(x.shape)} and {tuple(ref.shape)}")
 
@@ -144,7 +144,7 @@ def padded_fraction(
     "Share of the pixels that got some of their value from outside the image (padding)"
     return 1-covered(x, tol).float().mean().item()
 
-# %% ../nbs/02_presizing.ipynb #a661afb1
+# %% ../nbs/02_presizing.ipynb #2b896c74
 _LAPLACE = torch.tensor([[0., 1, 0], [1, -4, 1], [0, 1, 0]])[None, None]
 
 def sharpness(
@@ -181,7 +181,7 @@ def ssim(
     c1,c2 = 0.01**2, 0.03**2
     return (((2*ma*mb+c1)*(2*cab+c2))/((ma**2+mb**2+c1)*(va+vb+c2))).mean().item()
 
-# %% ../nbs/02_presizing.ipynb #e5e4dc2f
+# %% ../nbs/02_presizing.ipynb #4e9fd670
 PIPELINES = dict(composed=composed_pipeline, composed_2stage=partial(composed_pipeline, two_stage=True),
                  stepwise=stepwise_pipeline)
 
@@ -229,7 +229,7 @@ def show_pipelines(
         for ax in axs[:, i]: ax.axis('off')
     plt.tight_layout(); return fig
 
-# %% ../nbs/02_presizing.ipynb #1ededb63
+# %% ../nbs/02_presizing.ipynb #37ebcdf3
 def quality_table(
     photos:dict, # name -> photo
     draws:list, # `AugDraw`s to try on each
@@ -256,7 +256,7 @@ def wins(
     r = {m: (df[f'{m}_{a}'] > df[f'{m}_{b}']).mean() for m in ('sharpness', 'psnr', 'ssim')}
     return pd.Series({**r, 'padded': (df[f'padded_{a}'] <= df[f'padded_{b}']).mean()})
 
-# %% ../nbs/02_presizing.ipynb #5d0e78e7
+# %% ../nbs/02_presizing.ipynb #a7312060
 def item_epoch_seconds(
     files, # image files in class folders (the parent folder is the label)
     presize:int=460, # the item transform's `Resize`
