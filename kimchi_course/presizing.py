@@ -1,4 +1,4 @@
-"""Resize big on the CPU, then one composed augmentation down to the final size: why that keeps pixels sharp and corners full, measured on real photos, and how a presize cache makes it fast.
+"""Resize big on the CPU, then one composed augmentation down to the final size: why that keeps pixels sharp and corners fuller, measured on real photos, and how a presize cache makes it fast.
 
 Docs: https://kimchi-course.github.io/kimchi-course/presizing.html.md"""
 
@@ -10,16 +10,17 @@ __all__ = ['PHOTO_CREDITS', 'PIPELINES', 'sample_photos', 'square_crops', 'AugDr
            'covered', 'padded_fraction', 'sharpness', 'psnr', 'ssim', 'compare_pipelines', 'detail_box',
            'show_pipelines', 'quality_table', 'wins', 'item_epoch_seconds']
 
-# %% ../nbs/02_presizing.ipynb #1f7258ae
+# %% ../nbs/02_presizing.ipynb #9715acd3
 import os, math, time, random, shutil, tempfile, warnings
 from functools import reduce
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 from .settings import *
+from .data import kimchi_block
 from fastai.vision.all import *
 
-# %% ../nbs/02_presizing.ipynb #053e8ab4
+# %% ../nbs/02_presizing.ipynb #f380b620
 PHOTO_CREDITS = ("china.jpg and flower.jpg: scikit-learn's sample images, CC BY 2.0 "
                  "(https://creativecommons.org/licenses/by/2.0/), photos by Flickr users danielbuechele and vultilion")
 
@@ -38,7 +39,7 @@ def square_crops(
     offs = [round(i*(max(w, h)-side)/max(n-1, 1)) for i in range(n)]
     return [img.crop((o, 0, o+side, side) if w >= h else (0, o, side, o+side)) for o in offs]
 
-# %% ../nbs/02_presizing.ipynb #95ce2f1c
+# %% ../nbs/02_presizing.ipynb #8ff7b46a
 class AugDraw(NamedTuple):
     "One pinned draw of the affine augmentations"
     angle:float=30. # rotation in degrees
@@ -58,7 +59,7 @@ def random_draws(
     return [AugDraw(r.uniform(-max_rotate, max_rotate), r.uniform(1, max_zoom), r.uniform(-max_warp, max_warp),
                     r.uniform(-max_warp, max_warp)) for _ in range(n)]
 
-# %% ../nbs/02_presizing.ipynb #1efeef20
+# %% ../nbs/02_presizing.ipynb #74adcf51
 def fixed_affine_tfms(
     d:AugDraw, # the pinned draw
     size:int=None, # output size; `None` keeps the input's size
@@ -76,7 +77,7 @@ def with_coverage(
     x = image2tensor(img).float()[None]/255
     return TensorImage(torch.cat([x, torch.ones_like(x[:, :1])], 1))
 
-# %% ../nbs/02_presizing.ipynb #4f163145
+# %% ../nbs/02_presizing.ipynb #a7b4d2c3
 def composed_pipeline(
     x:TensorImage, # presized image batch (with coverage channel)
     d:AugDraw, # the pinned draw
@@ -109,7 +110,7 @@ def reference_render(
     "The best rendering we can afford: the composed map applied once to the original photo, supersampled"
     return TensorImage(F.avg_pool2d(composed_pipeline(x, d, size*oversample), oversample))
 
-# %% ../nbs/02_presizing.ipynb #0fbac971
+# %% ../nbs/02_presizing.ipynb #8c834888
 @contextmanager
 def torch_threads(
     n:int=1, # number of torch CPU threads inside the block
@@ -119,7 +120,7 @@ def torch_threads(
     try: yield
     finally: torch.set_num_threads(old)
 
-# %% ../nbs/02_presizing.ipynb #799cce62
+# %% ../nbs/02_presizing.ipynb #52532376
 def _check_pair(x:Tensor, ref:Tensor):
     if x.shape != ref.shape: raise ValueError(f"images must have the same shape to be compared, got {tuple(x.shape)} and {tuple(ref.shape)}")
 
@@ -144,7 +145,7 @@ def padded_fraction(
     "Share of the pixels that got some of their value from outside the image (padding)"
     return 1-covered(x, tol).float().mean().item()
 
-# %% ../nbs/02_presizing.ipynb #2b896c74
+# %% ../nbs/02_presizing.ipynb #0fee8219
 _LAPLACE = torch.tensor([[0., 1, 0], [1, -4, 1], [0, 1, 0]])[None, None]
 
 def sharpness(
@@ -181,7 +182,7 @@ def ssim(
     c1,c2 = 0.01**2, 0.03**2
     return (((2*ma*mb+c1)*(2*cab+c2))/((ma**2+mb**2+c1)*(va+vb+c2))).mean().item()
 
-# %% ../nbs/02_presizing.ipynb #4e9fd670
+# %% ../nbs/02_presizing.ipynb #c933a785
 PIPELINES = dict(composed=composed_pipeline, composed_2stage=partial(composed_pipeline, two_stage=True),
                  stepwise=stepwise_pipeline)
 
@@ -229,7 +230,7 @@ def show_pipelines(
         for ax in axs[:, i]: ax.axis('off')
     plt.tight_layout(); return fig
 
-# %% ../nbs/02_presizing.ipynb #37ebcdf3
+# %% ../nbs/02_presizing.ipynb #9a4db634
 def quality_table(
     photos:dict, # name -> photo
     draws:list, # `AugDraw`s to try on each
@@ -256,7 +257,7 @@ def wins(
     r = {m: (df[f'{m}_{a}'] > df[f'{m}_{b}']).mean() for m in ('sharpness', 'psnr', 'ssim')}
     return pd.Series({**r, 'padded': (df[f'padded_{a}'] <= df[f'padded_{b}']).mean()})
 
-# %% ../nbs/02_presizing.ipynb #a7312060
+# %% ../nbs/02_presizing.ipynb #a3d1c821
 def item_epoch_seconds(
     files, # image files in class folders (the parent folder is the label)
     presize:int=460, # the item transform's `Resize`
@@ -265,7 +266,6 @@ def item_epoch_seconds(
     seed:int=42, # seed of the train/validation split
 )->float:
     "Seconds for one pass of the item pipeline (open, decode, `Resize(presize)`, collate) over `files`, train and valid"
-    from kimchi_course.data import kimchi_block
     files = L(files)
     if not len(files): raise ValueError("no files to time; pass a list of image files in class folders")
     dblock = kimchi_block(presize=presize, seed=seed, get_items=None).new(item_tfms=Resize(presize))
