@@ -5,11 +5,11 @@ from kimchi_course.presizing import *
 @pytest.fixture(scope='module')
 def table():
     # different draws from the chapter's (seed 7, wider zooms, smaller and larger angles), and a 4th square per photo
-    draws = random_draws(4, seed=7, max_rotate=45, max_zoom=1.4, max_warp=0.3)
+    draws = random_draws(3, seed=7, max_rotate=45, max_zoom=1.4, max_warp=0.3)
     return quality_table(sample_photos(), draws, presize=320, size=160, crops=2)
 
 def test_composed_wins_everywhere(table):
-    assert len(table) == 16
+    assert len(table) == 12
     for b in ('composed', 'composed_2stage'):
         w = wins(table, b)
         assert w.to_dict() == dict(sharpness=1., psnr=1., ssim=1., padded=1.), (b, w)
