@@ -6,12 +6,12 @@ Docs: https://kimchi-course.github.io/kimchi-course/data.html.md"""
 
 # %% auto #0
 __all__ = ['KIMCHI_CLASSES', 'KIMCHI_SLUGS', 'HANGUL', 'JUNK_NAMES', 'IMAGE_EXTS', 'SCAN_STATUSES', 'PETS_PAT', 'KimchiClass',
-           'kimchi_slug', 'zip_folder', 'is_junk', 'extract_archive', 'check_image', 'ImageScan', 'scan_images',
-           'CropBoxes', 'parse_crop_line', 'read_crop_boxes', 'show_crop_boxes', 'select_per_class', 'to_rgb',
-           'presize_image', 'PresizeReport', 'presize', 'bench_presize', 'prepare', 'kimchi_source', 'kimchi_path',
-           'file_hashes', 'kimchi_files', 'kimchi_block', 'kimchi_dls', 'pets_dls', 'cats_vs_dogs_small']
+           'kimchi_slug', 'zip_folder', 'is_junk', 'extract_archive', 'kimchi_source', 'file_hashes', 'check_image',
+           'ImageScan', 'scan_images', 'CropBoxes', 'parse_crop_line', 'read_crop_boxes', 'show_crop_boxes',
+           'select_per_class', 'to_rgb', 'presize_image', 'PresizeReport', 'presize', 'bench_presize', 'prepare',
+           'kimchi_path', 'kimchi_files', 'kimchi_block', 'kimchi_dls', 'pets_dls', 'cats_vs_dogs_small']
 
-# %% ../nbs/01_data.ipynb #7892e2ed
+# %% ../nbs/01_data.ipynb #2e854078
 import os, re, io, json, math, time, uuid, random, shutil, hashlib, tarfile, zipfile, tempfile, unicodedata, warnings
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -21,7 +21,7 @@ from .settings import *
 from fastai.vision.all import *
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-# %% ../nbs/01_data.ipynb #39997824
+# %% ../nbs/01_data.ipynb #d3fd20d5
 class KimchiClass(NamedTuple):
     "One kimchi class: its romanized slug and its Hangul name"
     slug:str
@@ -35,7 +35,7 @@ KIMCHI_CLASSES = tuple(KimchiClass(*o) for o in (
 KIMCHI_SLUGS = [c.slug for c in KIMCHI_CLASSES]
 HANGUL = {c.slug:c.hangul for c in KIMCHI_CLASSES}
 
-# %% ../nbs/01_data.ipynb #22ceebb3
+# %% ../nbs/01_data.ipynb #7ef92130
 def _name_key(name:str)->str:
     "Compact comparison key: NFC, lower case, no spaces, `_` or `-`"
     return re.sub(r'[\s_\-]+', '', unicodedata.normalize('NFC', name).lower())
@@ -52,7 +52,7 @@ def kimchi_slug(
     valid = ', '.join(f'{c.slug} ({c.hangul})' for c in KIMCHI_CLASSES)
     raise ValueError(f"{str(name)!r} is not one of the 11 kimchi classes; valid names: {valid}")
 
-# %% ../nbs/01_data.ipynb #333574b7
+# %% ../nbs/01_data.ipynb #fcb6327d
 class _CodePageZipInfo(zipfile.ZipInfo):
     "A `ZipInfo` that stores its name in `encoding`, without the UTF-8 flag unless the encoding is UTF-8"
     encoding = 'cp949'
@@ -85,7 +85,7 @@ def zip_folder(
         if mac_clutter: z.writestr(info_cls(f'{prefix}/.DS_Store' if prefix else '.DS_Store', date_time=(2024,1,1,0,0,0)), b'Bud1')
     return zip_path
 
-# %% ../nbs/01_data.ipynb #f83206c4
+# %% ../nbs/01_data.ipynb #fd8e65b9
 JUNK_NAMES = {'.ds_store', 'thumbs.db', 'desktop.ini', '.localized', 'icon\r'}
 _MARKERS = {'.kimchi-archive.json', '.presize.json', '.prepared.json', '.cats-vs-dogs.json'}
 
@@ -97,7 +97,7 @@ def is_junk(
     if not parts: return False
     return '__MACOSX' in parts or parts[-1].startswith('._') or parts[-1].lower() in JUNK_NAMES
 
-# %% ../nbs/01_data.ipynb #1e8ca049
+# %% ../nbs/01_data.ipynb #b9b40e4c
 def _safe_parts(
     name:str, # an archive entry name, already decoded
 )->tuple:
@@ -156,7 +156,7 @@ def _tar_entries(
         res.append((m, name, enc))
     return res
 
-# %% ../nbs/01_data.ipynb #1aaa45a7
+# %% ../nbs/01_data.ipynb #6bc0c196
 def _copy_with_progress(src:Path, dst:Path, progress:bool=True, chunk:int=16*2**20):
     "Copy `src` to `dst` in chunks, with a progress bar"
     n = src.stat().st_size
@@ -198,13 +198,13 @@ def _check_dest_free(dest:Path, marker:str, want:dict, what:str)->bool:
         raise ValueError(f"{dest} is not empty and was not made by this {what}; pass an empty or new folder as the destination")
     return False
 
-# %% ../nbs/01_data.ipynb #ab299af8
+# %% ../nbs/01_data.ipynb #8cd06674
 def extract_archive(
     archive, # a .zip, .tar, .tar.gz, .tgz, .tar.bz2 or .tar.xz file
     dest, # folder to extract into (created; must be new, empty, or a finished extraction of the same archive)
     encoding:str=None, # encoding of names stored without the UTF-8 flag; default: try UTF-8, then CP949
     local_copy:bool=False, # copy the archive to a local temporary folder first (for Google Drive and other slow mounts)
-    progress:bool=True, # show progress bars
+    progress:bool=None, # show progress bars (default: for archives of 500 entries or more)
     verbose:bool=True, # print a one-line report
 )->Path:
     "Extract a zip or tar into `dest` safely and with correctly decoded names; returns the extracted root"
@@ -222,12 +222,13 @@ def extract_archive(
     try:
         if local_copy:
             local = Path(tempfile.mkdtemp(prefix='kimchi-archive-'))/archive.name
-            _copy_with_progress(archive, local, progress)
+            _copy_with_progress(archive, local, progress is not False)
         src = local or archive
         arc = zipfile.ZipFile(src) if is_zip else tarfile.open(src)
         with arc:
             entries = _zip_entries(arc, encoding) if is_zip else _tar_entries(arc, encoding)
             plan = [(e, _safe_parts(name), enc) for e,name,enc in entries] # every name is checked before anything is written
+            if progress is None: progress = len(plan) >= 500
             n = dict(files=0, junk=0, links=0); encs = defaultdict(int)
             for e,parts,enc in (progress_bar(plan, leave=False) if progress else plan):
                 if not parts or is_junk('/'.join(parts)): n['junk'] += 1; continue
@@ -249,7 +250,45 @@ def extract_archive(
               f"skipped {n['junk']} clutter entries" + (f" and {n['links']} links/devices" if n['links'] else ''))
     return _content_root(dest)
 
-# %% ../nbs/01_data.ipynb #33ccbc24
+# %% ../nbs/01_data.ipynb #43d94871
+def _source_tag(p:Path)->str:
+    "A short, file-system-safe name for a source path: its name plus a hash of where it is"
+    name = re.sub(r'[^A-Za-z0-9._-]+', '-', unicodedata.normalize('NFC', p.name))[:40].strip('-') or 'data'
+    return f"{name}-{hashlib.md5(str(p.resolve()).encode()).hexdigest()[:8]}"
+
+def _on_slow_mount(p:Path)->bool:
+    "Is `p` on Google Drive in Colab (a slow network mount)?"
+    return str(p.resolve()).startswith('/content/drive')
+
+def kimchi_source(
+    s:CourseSettings, # the chapter's settings (mode, seed, n_per_class)
+    n_per_class:int=None, # toy-kimchi images per class (default: `s.n_per_class`); unused in full mode
+    env:dict=None, # environment to read `KIMCHI_DATA` from (default: `os.environ`)
+    **toy_kwargs, # more `make_toy_kimchi` arguments (smoke mode only), e.g. `hangul='nfd'`, `broken_files=True`
+)->Path:
+    "The raw kimchi data for the mode: toy-kimchi (smoke) or the `KIMCHI_DATA` download, extracted if an archive (full)"
+    if s.mode == 'smoke':
+        from kimchi_course.toy import make_toy_kimchi
+        return Path(make_toy_kimchi(n_per_class=n_per_class or s.n_per_class, seed=s.seed, **toy_kwargs))
+    env = os.environ if env is None else env
+    if not env.get('KIMCHI_DATA'):
+        raise ValueError("full mode trains on the AI Hub kimchi photos: set KIMCHI_DATA to the downloaded zip or its extracted "
+                         "folder (chapter 01 shows how), or set KIMCHI_MODE=smoke to use the synthetic toy-kimchi")
+    src = Path(env['KIMCHI_DATA']).expanduser()
+    if not src.exists(): raise FileNotFoundError(f"KIMCHI_DATA={src} does not exist; point it at the AI Hub zip or its extracted folder")
+    if src.is_file():
+        return extract_archive(src, cache_dir()/'extracted'/_source_tag(src), local_copy=in_colab() and _on_slow_mount(src), verbose=False)
+    return src
+
+# %% ../nbs/01_data.ipynb #a0bf60c0
+def file_hashes(
+    path, # a folder
+)->dict:
+    "SHA-1 of every file under `path`, by relative path"
+    path = Path(path)
+    return {p.relative_to(path).as_posix():hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(path.rglob('*')) if p.is_file()}
+
+# %% ../nbs/01_data.ipynb #453b6523
 IMAGE_EXTS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png', '.tif', '.tiff', '.webp')
 SCAN_STATUSES = dict(
     ok='readable image in a kimchi class folder', empty='zero bytes', not_image='an image extension, but not image data',
@@ -293,7 +332,7 @@ def check_image(
     notes += sorted({str(w.message)[:80] for w in ws})
     return {**r, 'note':'; '.join(notes)}
 
-# %% ../nbs/01_data.ipynb #597d760e
+# %% ../nbs/01_data.ipynb #54db7fd6
 def _natural_key(p)->list:
     "Sort key that puts `img2` before `img10`"
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r'(\d+)', unicodedata.normalize('NFC', str(p)))]
@@ -332,17 +371,19 @@ class ImageScan:
         lines = [f"scanned {len(self.df)} files under {self.path} in {self.seconds:.1f} s"]
         lines += [f"  {k:<14}{n.get(k, 0):>6}  {v}" for k,v in SCAN_STATUSES.items() if n.get(k, 0)]
         c = self.counts
-        if len(c): lines.append('good images per class: ' + ', '.join(f'{k} {v}' for k,v in c.ok.items()))
-        if len(c) and (c.ok==0).any(): lines.append('classes with NO good images: ' + ', '.join(c.index[c.ok==0]))
+        if not c.ok.sum(): lines.append('no good images in any class folder')
+        else:
+            lines.append('good images per class: ' + ', '.join(f'{k} {v}' for k,v in c.ok.items()))
+            if (c.ok==0).any(): lines.append('classes with NO good images: ' + ', '.join(c.index[c.ok==0]))
         unk = self.df[self.df.status=='unknown_class'].folder.value_counts()
-        if len(unk): lines.append('folders that are not kimchi classes: ' + ', '.join(f'{k!r} ({v})' for k,v in unk.head(10).items())
+        if len(unk): lines.append('folders that are not classes: ' + ', '.join(f"{'(the top folder)' if k=='.' else repr(k)} ({v})" for k,v in unk.head(10).items())
                                   + (f' and {len(unk)-10} more' if len(unk) > 10 else ''))
         return '\n'.join(lines)
 
     def __repr__(self): return self.summary()
     def __len__(self): return len(self.df)
 
-# %% ../nbs/01_data.ipynb #4f6902e4
+# %% ../nbs/01_data.ipynb #a50f28cb
 def scan_images(
     path, # the folder to scan (every file below it)
     min_size:int=32, # smallest acceptable short side, in pixels
@@ -360,6 +401,7 @@ def scan_images(
     else:
         with ThreadPoolExecutor(workers or min(16, 2*(os.cpu_count() or 1))) as ex: rows = list(ex.map(chk, files))
     df = pd.DataFrame(rows, columns=['status', 'format', 'mode', 'width', 'height', 'orientation', 'note'])
+    df[['width', 'height', 'orientation']] = df[['width', 'height', 'orientation']].astype('Int64')
     df.insert(0, 'path', files)
     df.insert(1, 'folder', [unicodedata.normalize('NFC', f.parent.relative_to(path).as_posix()) for f in files])
     df.insert(2, 'name', [unicodedata.normalize('NFC', f.name) for f in files])
@@ -370,7 +412,7 @@ def scan_images(
     df.loc[(df.status=='ok') & df.cls.isna(), 'status'] = 'unknown_class'
     return ImageScan(path, df, time.perf_counter()-start, kimchi=label is kimchi_slug)
 
-# %% ../nbs/01_data.ipynb #1df26120
+# %% ../nbs/01_data.ipynb #04815218
 class CropBoxes(dict):
     "Crop boxes `(x, y, w, h)` by file stem; lookups ignore case and accept a stem, a file name or a path"
     def __init__(self, boxes:dict=None, skipped:list=None, path:Path=None):
@@ -388,7 +430,7 @@ class CropBoxes(dict):
     def get(self, k, default=None): return super().get(self._key(k), default)
     def __repr__(self): return f"CropBoxes({len(self)} boxes, {len(self.skipped)} malformed lines skipped, from {self.path})"
 
-# %% ../nbs/01_data.ipynb #df2d587e
+# %% ../nbs/01_data.ipynb #c544d171
 _NUM = re.compile(r'^[+-]?\d+(\.\d*)?$')
 
 def _unescape_properties(s:str)->str:
@@ -434,7 +476,7 @@ def read_crop_boxes(
         if r: boxes[r[0]] = r[1]
     return CropBoxes(boxes, skipped, p)
 
-# %% ../nbs/01_data.ipynb #53f7bafc
+# %% ../nbs/01_data.ipynb #f010e8cd
 def show_crop_boxes(
     files, # image files to show
     boxes=None, # a `CropBoxes`, or a function file -> `CropBoxes` (default: read each file's folder)
@@ -466,7 +508,7 @@ def show_crop_boxes(
     plt.tight_layout()
     return fig
 
-# %% ../nbs/01_data.ipynb #2f39c22f
+# %% ../nbs/01_data.ipynb #1670c7c9
 def _parent_class(f)->str:
     "The kimchi slug of `f`'s folder, or the folder's NFC name if it is not a kimchi class"
     try: return kimchi_slug(Path(f).parent.name)
@@ -496,7 +538,7 @@ def select_per_class(
         res += fs
     return L(res)
 
-# %% ../nbs/01_data.ipynb #e99cde5c
+# %% ../nbs/01_data.ipynb #7c167a53
 def to_rgb(
     im:Image.Image, # any PIL image
 )->Image.Image:
@@ -512,7 +554,7 @@ def to_rgb(
         return bg
     return im if im.mode == 'RGB' else im.convert('RGB')
 
-# %% ../nbs/01_data.ipynb #a70fcd37
+# %% ../nbs/01_data.ipynb #4aece780
 def _clip_box(box, w:int, h:int)->tuple:
     "`(left, top, right, bottom)` of an `(x, y, w, h)` box clipped to a `w`×`h` image; `ValueError` if nothing is left"
     x,y,bw,bh = box
@@ -547,7 +589,7 @@ def presize_image(
         im = im.resize((max(size, round(im.width*size/s)), max(size, round(im.height*size/s))), resample, reducing_gap=3.0)
     return im
 
-# %% ../nbs/01_data.ipynb #1a5501b5
+# %% ../nbs/01_data.ipynb #c04d8689
 class PresizeReport:
     "What `presize` did: one row per source file with its output, status (`new`, `cached`, `failed`) and reason"
     def __init__(self, dest:Path, df:pd.DataFrame, seconds:float, size:int):
@@ -575,7 +617,7 @@ class PresizeReport:
     def __repr__(self): return self.summary()
     def __len__(self): return len(self.df)
 
-# %% ../nbs/01_data.ipynb #5818ea1e
+# %% ../nbs/01_data.ipynb #7ff0e8df
 def _fresh(out:Path, src:Path)->bool:
     "Is `out` a finished output at least as new as `src`?"
     try: o = out.stat(); return o.st_size > 0 and o.st_mtime >= src.stat().st_mtime
@@ -618,7 +660,7 @@ def _write_json_atomic(p:Path, d:dict):
     tmp = p.with_name(f'.{p.name}.{uuid.uuid4().hex[:6]}')
     tmp.write_text(json.dumps(d, ensure_ascii=False)); os.replace(tmp, p)
 
-# %% ../nbs/01_data.ipynb #bf356b22
+# %% ../nbs/01_data.ipynb #b87ab3a7
 def presize(
     files, # image paths, an `ImageScan` (its good files), or a folder (scanned first)
     dest, # cache folder: `dest/<class slug>/<stem>.jpg`; must not overlap the source folders
@@ -627,7 +669,7 @@ def presize(
     workers:int=2, # worker processes; 0 works in this process
     quality:int=90, # JPEG quality of the cached images
     resume:bool=True, # skip outputs that already exist and are newer than their source
-    progress:bool=True, # show a progress bar
+    progress:bool=None, # show a progress bar (default: for 500 images or more)
 )->PresizeReport:
     "Build (or finish) a presize cache of `files` under `dest`: upright RGB JPEGs with a `size` px short side"
     dest = Path(dest).expanduser()
@@ -651,14 +693,16 @@ def presize(
     jobs = [(f, dest/o, size, boxes[f.parent].get(f.stem) if crop_boxes else None, quality, resume)
             for f,o in zip(files, _out_names(files))]
     start = time.perf_counter()
-    res = list(parallel(_presize_one, jobs, n_workers=workers, chunksize=max(1, len(jobs)//(8*max(workers, 1))),
+    from kimchi_course import data as lib # worker processes find the function by its module's name, so use the library's
+    if progress is None: progress = len(jobs) >= 500
+    res = list(parallel(lib._presize_one, jobs, n_workers=workers, chunksize=max(1, len(jobs)//(8*max(workers, 1))),
                         progress=progress and len(jobs) > 0))
     if len(res) != len(jobs): raise RuntimeError("a presize worker process died; run presize again to finish (it resumes)")
     df = pd.DataFrame([(j[0], j[1], *r) for j,r in zip(jobs, res)], columns=['src', 'dest', 'status', 'note', 'width', 'height'])
     if crop_boxes: df['box'] = [j[3] for j in jobs]
     return PresizeReport(dest, df, time.perf_counter()-start, size)
 
-# %% ../nbs/01_data.ipynb #eb9827b0
+# %% ../nbs/01_data.ipynb #e8be8f1b
 def _bench_photos(
     dest:Path, # folder to write the photos into
     n:int, # how many
@@ -721,16 +765,7 @@ def bench_presize(
         return res
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
-# %% ../nbs/01_data.ipynb #e23e79eb
-def _source_tag(p:Path)->str:
-    "A short, file-system-safe name for a source path: its name plus a hash of where it is"
-    name = re.sub(r'[^A-Za-z0-9._-]+', '-', unicodedata.normalize('NFC', p.name))[:40].strip('-') or 'data'
-    return f"{name}-{hashlib.md5(str(p.resolve()).encode()).hexdigest()[:8]}"
-
-def _on_slow_mount(p:Path)->bool:
-    "Is `p` on Google Drive in Colab (a slow network mount)?"
-    return str(p.resolve()).startswith('/content/drive')
-
+# %% ../nbs/01_data.ipynb #a145ee19
 def prepare(
     src, # the AI Hub zip/tar, or the folder that holds the class folders
     dest, # folder for the presize cache
@@ -747,7 +782,7 @@ def prepare(
     if per_class is not None and (not isinstance(per_class, int) or per_class < 1): raise ValueError(f"per_class must be at least 1, got {per_class!r}")
     if src.is_file():
         src = extract_archive(src, cache_dir()/'extracted'/_source_tag(src), local_copy=in_colab() and _on_slow_mount(src),
-                              progress=verbose, verbose=verbose)
+                              progress=None if verbose else False, verbose=verbose)
     if _overlaps(src, dest): raise ValueError(f"dest {dest} overlaps the source {src}; the cache must go somewhere else")
     scan = scan_images(src)
     if verbose: print(scan)
@@ -756,32 +791,12 @@ def prepare(
                          f"{KIMCHI_SLUGS[0]} or {KIMCHI_CLASSES[0].hangul} (the 11 names are in KIMCHI_CLASSES)")
     files = select_per_class(scan, per_class, seed)
     if verbose: print(f"selected {len(files)} of {len(scan.good)} good images" + (f" (at most {per_class} per class, seed {seed})" if per_class else ''))
-    rep = presize(files, dest, size=size, crop_boxes=crop_boxes, workers=workers, progress=verbose)
+    rep = presize(files, dest, size=size, crop_boxes=crop_boxes, workers=workers, progress=None if verbose else False)
     rep.scan = scan
     if verbose: print(rep)
     return rep
 
-# %% ../nbs/01_data.ipynb #6beea25e
-def kimchi_source(
-    s:CourseSettings, # the chapter's settings (mode, seed, n_per_class)
-    n_per_class:int=None, # toy-kimchi images per class (default: `s.n_per_class`); unused in full mode
-    env:dict=None, # environment to read `KIMCHI_DATA` from (default: `os.environ`)
-    **toy_kwargs, # more `make_toy_kimchi` arguments (smoke mode only), e.g. `hangul='nfd'`, `broken_files=True`
-)->Path:
-    "The raw kimchi data for the mode: toy-kimchi (smoke) or the `KIMCHI_DATA` download, extracted if an archive (full)"
-    if s.mode == 'smoke':
-        from kimchi_course.toy import make_toy_kimchi
-        return Path(make_toy_kimchi(n_per_class=n_per_class or s.n_per_class, seed=s.seed, **toy_kwargs))
-    env = os.environ if env is None else env
-    if not env.get('KIMCHI_DATA'):
-        raise ValueError("full mode trains on the AI Hub kimchi photos: set KIMCHI_DATA to the downloaded zip or its extracted "
-                         "folder (chapter 01 shows how), or set KIMCHI_MODE=smoke to use the synthetic toy-kimchi")
-    src = Path(env['KIMCHI_DATA']).expanduser()
-    if not src.exists(): raise FileNotFoundError(f"KIMCHI_DATA={src} does not exist; point it at the AI Hub zip or its extracted folder")
-    if src.is_file():
-        return extract_archive(src, cache_dir()/'extracted'/_source_tag(src), local_copy=in_colab() and _on_slow_mount(src), verbose=False)
-    return src
-
+# %% ../nbs/01_data.ipynb #d9c8a8b7
 def _fingerprint(path:Path)->dict:
     "Cheap identity of a folder's contents: file count, total bytes, newest modification time"
     n = b = m = 0
@@ -795,26 +810,21 @@ def kimchi_path(
     prepared:bool=True, # `False`: the raw source instead of the presize cache
     env:dict=None, # environment to read `KIMCHI_DATA` from (default: `os.environ`)
     verbose:bool=False, # print `prepare`'s reports when it has to run
+    **source_kwargs, # passed to `kimchi_source` (smoke mode: toy-kimchi's `n_per_class`, `hangul`, ...)
 )->Path:
-    "The kimchi folder a chapter trains on: `s.n_per_class` per class, presized to `s.presize`, cached"
-    src = kimchi_source(s, env=env)
+    "The kimchi folder a chapter trains on: at most `s.n_per_class` per class, presized to `s.presize`, cached"
+    src = kimchi_source(s, env=env, **source_kwargs)
     if not prepared: return src
     want = dict(source=str(src.resolve()), **_fingerprint(src), n_per_class=s.n_per_class, presize=s.presize, seed=s.seed)
     dest = cache_dir()/'presized'/f"{_source_tag(src)}-{hashlib.md5(json.dumps(want).encode()).hexdigest()[:8]}"
-    if _read_json(dest/'.prepared.json') == want: return dest
+    if _read_json(dest/'.prepared.json') == want:
+        if verbose: print(f"{dest}: already prepared")
+        return dest
     prepare(src, dest, per_class=s.n_per_class, size=s.presize, seed=s.seed, workers=s.workers, verbose=verbose)
     _write_json_atomic(dest/'.prepared.json', want)
     return dest
 
-# %% ../nbs/01_data.ipynb #15c96d67
-def file_hashes(
-    path, # a folder
-)->dict:
-    "SHA-1 of every file under `path`, by relative path"
-    path = Path(path)
-    return {p.relative_to(path).as_posix():hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(path.rglob('*')) if p.is_file()}
-
-# %% ../nbs/01_data.ipynb #27060537
+# %% ../nbs/01_data.ipynb #40f5ef38
 def kimchi_files(
     path, # a folder of class folders
 )->L:
@@ -836,7 +846,7 @@ def kimchi_block(
                      splitter=RandomSplitter(valid_pct, seed=seed), item_tfms=Resize(presize),
                      batch_tfms=[*aug_transforms(size=size, min_scale=min_scale, **aug_kwargs), Normalize.from_stats(*imagenet_stats)])
 
-# %% ../nbs/01_data.ipynb #7c8aa2b5
+# %% ../nbs/01_data.ipynb #d218c4c0
 def kimchi_dls(
     path, # a folder of class folders (presize cache or originals), or a list of image files
     size:int=224, # final training size
@@ -862,7 +872,7 @@ def kimchi_dls(
     dblock = kimchi_block(size=size, presize=presize, seed=seed, get_items=None, **kwargs)
     return dblock.dataloaders(items, bs=bs, num_workers=workers, device=default_device())
 
-# %% ../nbs/01_data.ipynb #63d5be0c
+# %% ../nbs/01_data.ipynb #1b66f875
 PETS_PAT = r'(.+)_\d+.jpg$'
 
 def pets_dls(
@@ -888,7 +898,7 @@ def pets_dls(
                        batch_tfms=[*aug_transforms(size=size, min_scale=0.75, **kwargs), Normalize.from_stats(*imagenet_stats)])
     return dblock.dataloaders(path, bs=bs, num_workers=workers, device=default_device())
 
-# %% ../nbs/01_data.ipynb #bfa7cd8d
+# %% ../nbs/01_data.ipynb #4887502c
 _CATDOG = re.compile(r'^(cat|dog)\.(\d+)\.jpe?g$', re.I)
 
 def cats_vs_dogs_small(
