@@ -333,7 +333,11 @@ d = { 'settings': { 'branch': 'main',
                                                                                    'kimchi_course/transfer.py'),
                                         'kimchi_course.transfer.freeze_strategy': ( 'unfreezing.html#freeze_strategy',
                                                                                     'kimchi_course/transfer.py'),
+                                        'kimchi_course.transfer.group_lr_table': ( 'discriminative_lrs.html#group_lr_table',
+                                                                                   'kimchi_course/transfer.py'),
                                         'kimchi_course.transfer.param_groups_table': ( 'unfreezing.html#param_groups_table',
                                                                                        'kimchi_course/transfer.py'),
                                         'kimchi_course.transfer.plot_finder_curves': ( 'unfreezing.html#plot_finder_curves',
-                                                                                       'kimchi_course/transfer.py')}}}
+                                                                                       'kimchi_course/transfer.py'),
+                                        'kimchi_course.transfer.plot_group_lrs': ( 'discriminative_lrs.html#plot_group_lrs',
+                                                                                   'kimchi_course/transfer.py')}}}

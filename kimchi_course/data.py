@@ -11,7 +11,7 @@ __all__ = ['KIMCHI_CLASSES', 'KIMCHI_SLUGS', 'HANGUL', 'JUNK_NAMES', 'IMAGE_EXTS
            'select_per_class', 'to_rgb', 'presize_image', 'PresizeReport', 'presize', 'bench_presize', 'prepare',
            'kimchi_path', 'kimchi_files', 'kimchi_block', 'kimchi_dls', 'pets_dls', 'cats_vs_dogs_small']
 
-# %% ../nbs/01_data.ipynb #34e49982
+# %% ../nbs/01_data.ipynb #37e05338
 import os, re, io, json, math, time, uuid, random, shutil, hashlib, tarfile, zipfile, tempfile, unicodedata, warnings
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -21,7 +21,7 @@ from fastai.vision.all import *
 from concurrent.futures import ThreadPoolExecutor # after fastai's star import, which has its own of this name
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-# %% ../nbs/01_data.ipynb #0d265a17
+# %% ../nbs/01_data.ipynb #f7023aba
 class KimchiClass(NamedTuple):
     "One kimchi class: its romanized slug and its Hangul name"
     slug:str
@@ -35,7 +35,7 @@ KIMCHI_CLASSES = tuple(KimchiClass(*o) for o in (
 KIMCHI_SLUGS = [c.slug for c in KIMCHI_CLASSES]
 HANGUL = {c.slug:c.hangul for c in KIMCHI_CLASSES}
 
-# %% ../nbs/01_data.ipynb #a9bb6730
+# %% ../nbs/01_data.ipynb #eff19d94
 def _name_key(name:str)->str:
     "Compact comparison key: NFC, lower case, no spaces, `_` or `-`"
     return re.sub(r'[\s_\-]+', '', unicodedata.normalize('NFC', name).lower())
@@ -52,7 +52,7 @@ def kimchi_slug(
     valid = ', '.join(f'{c.slug} ({c.hangul})' for c in KIMCHI_CLASSES)
     raise ValueError(f"{str(name)!r} is not one of the 11 kimchi classes; valid names: {valid}")
 
-# %% ../nbs/01_data.ipynb #c2d04103
+# %% ../nbs/01_data.ipynb #14c4c365
 class _CodePageZipInfo(zipfile.ZipInfo):
     "A `ZipInfo` that stores its name in `encoding`, without the UTF-8 flag unless the encoding is UTF-8"
     encoding = 'cp949'
@@ -85,7 +85,7 @@ def zip_folder(
         if mac_clutter: z.writestr(info_cls(f'{prefix}/.DS_Store' if prefix else '.DS_Store', date_time=(2024,1,1,0,0,0)), b'Bud1')
     return zip_path
 
-# %% ../nbs/01_data.ipynb #f3679203
+# %% ../nbs/01_data.ipynb #0eed8d59
 JUNK_NAMES = {'.ds_store', 'thumbs.db', 'desktop.ini', '.localized', 'icon\r'}
 _MARKERS = {'.kimchi-archive.json', '.presize.json', '.prepared.json', '.cats-vs-dogs.json'}
 
@@ -97,7 +97,7 @@ def is_junk(
     if not parts: return False
     return '__MACOSX' in parts or parts[-1].startswith('._') or parts[-1].lower() in JUNK_NAMES
 
-# %% ../nbs/01_data.ipynb #112df618
+# %% ../nbs/01_data.ipynb #a8e52ec0
 def _safe_parts(
     name:str, # an archive entry name, already decoded
 )->tuple:
@@ -156,7 +156,7 @@ def _tar_entries(
         res.append((m, name, enc))
     return res
 
-# %% ../nbs/01_data.ipynb #54431601
+# %% ../nbs/01_data.ipynb #86d1594c
 def _copy_with_progress(src:Path, dst:Path, progress:bool=True, chunk:int=16*2**20):
     "Copy `src` to `dst` in chunks, with a progress bar"
     n = src.stat().st_size
@@ -198,7 +198,7 @@ def _check_dest_free(dest:Path, marker:str, want:dict, what:str)->bool:
         raise ValueError(f"{dest} is not empty and was not made by this {what}; pass an empty or new folder as the destination")
     return False
 
-# %% ../nbs/01_data.ipynb #7c2264ff
+# %% ../nbs/01_data.ipynb #5413ca66
 def extract_archive(
     archive, # a .zip, .tar, .tar.gz, .tgz, .tar.bz2 or .tar.xz file
     dest, # folder to extract into (created; must be new, empty, or a finished extraction of the same archive)
@@ -250,7 +250,7 @@ def extract_archive(
               f"skipped {n['junk']} clutter entries" + (f" and {n['links']} links/devices" if n['links'] else ''))
     return _content_root(dest)
 
-# %% ../nbs/01_data.ipynb #069cbe40
+# %% ../nbs/01_data.ipynb #d0ff425e
 def _source_tag(p:Path)->str:
     "A short, file-system-safe name for a source path: its name plus a hash of where it is"
     name = re.sub(r'[^A-Za-z0-9._-]+', '-', unicodedata.normalize('NFC', p.name))[:40].strip('-') or 'data'
@@ -280,7 +280,7 @@ def kimchi_source(
         return extract_archive(src, cache_dir()/'extracted'/_source_tag(src), local_copy=in_colab() and _on_slow_mount(src), verbose=False)
     return src
 
-# %% ../nbs/01_data.ipynb #bea63e70
+# %% ../nbs/01_data.ipynb #274f91c9
 def file_hashes(
     path, # a folder
 )->dict:
@@ -288,7 +288,7 @@ def file_hashes(
     path = Path(path)
     return {p.relative_to(path).as_posix():hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(path.rglob('*')) if p.is_file()}
 
-# %% ../nbs/01_data.ipynb #bdd68a22
+# %% ../nbs/01_data.ipynb #4b4ec9c0
 IMAGE_EXTS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png', '.tif', '.tiff', '.webp')
 SCAN_STATUSES = dict(
     ok='readable image in a kimchi class folder', empty='zero bytes', not_image='an image extension, but not image data',
@@ -332,7 +332,7 @@ def check_image(
     notes += sorted({str(w.message)[:80] for w in ws})
     return {**r, 'note':'; '.join(notes)}
 
-# %% ../nbs/01_data.ipynb #dd9326ee
+# %% ../nbs/01_data.ipynb #b4fc0389
 def _natural_key(p)->list:
     "Sort key that puts `img2` before `img10`"
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r'(\d+)', unicodedata.normalize('NFC', str(p)))]
@@ -383,7 +383,7 @@ class ImageScan:
     def __repr__(self): return self.summary()
     def __len__(self): return len(self.df)
 
-# %% ../nbs/01_data.ipynb #f50f468a
+# %% ../nbs/01_data.ipynb #139389b5
 def scan_images(
     path, # the folder to scan (every file below it)
     min_size:int=32, # smallest acceptable short side, in pixels
@@ -412,7 +412,7 @@ def scan_images(
     df.loc[(df.status=='ok') & df.cls.isna(), 'status'] = 'unknown_class'
     return ImageScan(path, df, time.perf_counter()-start, kimchi=label is kimchi_slug)
 
-# %% ../nbs/01_data.ipynb #8ec88b58
+# %% ../nbs/01_data.ipynb #b6f2784f
 class CropBoxes(dict):
     "Crop boxes `(x, y, w, h)` by file stem; lookups ignore case and accept a stem, a file name or a path"
     def __init__(self, boxes:dict=None, skipped:list=None, path:Path=None):
@@ -430,7 +430,7 @@ class CropBoxes(dict):
     def get(self, k, default=None): return super().get(self._key(k), default)
     def __repr__(self): return f"CropBoxes({len(self)} boxes, {len(self.skipped)} malformed lines skipped, from {self.path})"
 
-# %% ../nbs/01_data.ipynb #aebd1479
+# %% ../nbs/01_data.ipynb #a3851098
 _NUM = re.compile(r'^[+-]?\d+(\.\d*)?$')
 
 def _unescape_properties(s:str)->str:
@@ -476,7 +476,7 @@ def read_crop_boxes(
         if r: boxes[r[0]] = r[1]
     return CropBoxes(boxes, skipped, p)
 
-# %% ../nbs/01_data.ipynb #49bdff97
+# %% ../nbs/01_data.ipynb #7fccfd75
 def show_crop_boxes(
     files, # image files to show
     boxes=None, # a `CropBoxes`, or a function file -> `CropBoxes` (default: read each file's folder)
@@ -508,7 +508,7 @@ def show_crop_boxes(
     plt.tight_layout()
     return fig
 
-# %% ../nbs/01_data.ipynb #7ae356b2
+# %% ../nbs/01_data.ipynb #41bc6514
 def _parent_class(f)->str:
     "The kimchi slug of `f`'s folder, or the folder's NFC name if it is not a kimchi class"
     try: return kimchi_slug(Path(f).parent.name)
@@ -538,7 +538,7 @@ def select_per_class(
         res += fs
     return L(res)
 
-# %% ../nbs/01_data.ipynb #179348d5
+# %% ../nbs/01_data.ipynb #f9865358
 def to_rgb(
     im:Image.Image, # any PIL image
 )->Image.Image:
@@ -554,7 +554,7 @@ def to_rgb(
         return bg
     return im if im.mode == 'RGB' else im.convert('RGB')
 
-# %% ../nbs/01_data.ipynb #ed746575
+# %% ../nbs/01_data.ipynb #4bbbff07
 def _clip_box(box, w:int, h:int)->tuple:
     "`(left, top, right, bottom)` of an `(x, y, w, h)` box clipped to a `w`×`h` image; `ValueError` if nothing is left"
     x,y,bw,bh = box
@@ -589,7 +589,7 @@ def presize_image(
         im = im.resize((max(size, round(im.width*size/s)), max(size, round(im.height*size/s))), resample, reducing_gap=3.0)
     return im
 
-# %% ../nbs/01_data.ipynb #2d300083
+# %% ../nbs/01_data.ipynb #0c44e11f
 class PresizeReport:
     "What `presize` did: one row per source file with its output, status (`new`, `cached`, `failed`) and reason"
     def __init__(self, dest:Path, df:pd.DataFrame, seconds:float, size:int):
@@ -617,7 +617,7 @@ class PresizeReport:
     def __repr__(self): return self.summary()
     def __len__(self): return len(self.df)
 
-# %% ../nbs/01_data.ipynb #5ac80bd3
+# %% ../nbs/01_data.ipynb #6119d9e3
 def _fresh(out:Path, src:Path)->bool:
     "Is `out` a finished output at least as new as `src`?"
     try: o = out.stat(); return o.st_size > 0 and o.st_mtime >= src.stat().st_mtime
@@ -660,7 +660,7 @@ def _write_json_atomic(p:Path, d:dict):
     tmp = p.with_name(f'.{p.name}.{uuid.uuid4().hex[:6]}')
     tmp.write_text(json.dumps(d, ensure_ascii=False)); os.replace(tmp, p)
 
-# %% ../nbs/01_data.ipynb #a896a1a0
+# %% ../nbs/01_data.ipynb #df0df80e
 def presize(
     files, # image paths, an `ImageScan` (its good files), or a folder (scanned first)
     dest, # cache folder: `dest/<class slug>/<stem>.jpg`; must not overlap the source folders
@@ -702,7 +702,7 @@ def presize(
     if crop_boxes: df['box'] = [j[3] for j in jobs]
     return PresizeReport(dest, df, time.perf_counter()-start, size)
 
-# %% ../nbs/01_data.ipynb #de7f16c5
+# %% ../nbs/01_data.ipynb #c02250d2
 def _bench_photos(
     dest:Path, # folder to write the photos into
     n:int, # how many
@@ -765,7 +765,7 @@ def bench_presize(
         return res
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
-# %% ../nbs/01_data.ipynb #07760ad2
+# %% ../nbs/01_data.ipynb #7997d2ad
 def prepare(
     src, # the AI Hub zip/tar, or the folder that holds the class folders
     dest, # folder for the presize cache
@@ -796,7 +796,7 @@ def prepare(
     if verbose: print(rep)
     return rep
 
-# %% ../nbs/01_data.ipynb #1e3246eb
+# %% ../nbs/01_data.ipynb #5daaaf82
 def _fingerprint(path:Path)->dict:
     "Cheap identity of a folder's contents: file count, total bytes, newest modification time"
     n = b = m = 0
@@ -824,7 +824,7 @@ def kimchi_path(
     _write_json_atomic(dest/'.prepared.json', want)
     return dest
 
-# %% ../nbs/01_data.ipynb #18a8d891
+# %% ../nbs/01_data.ipynb #57d5be15
 def kimchi_files(
     path, # a folder of class folders
 )->L:
@@ -846,7 +846,7 @@ def kimchi_block(
                      splitter=RandomSplitter(valid_pct, seed=seed), item_tfms=Resize(presize),
                      batch_tfms=[*aug_transforms(size=size, min_scale=min_scale, **aug_kwargs), Normalize.from_stats(*imagenet_stats)])
 
-# %% ../nbs/01_data.ipynb #ae4c34e6
+# %% ../nbs/01_data.ipynb #4444af96
 def kimchi_dls(
     path, # a folder of class folders (presize cache or originals), or a list of image files
     size:int=224, # final training size
@@ -854,13 +854,14 @@ def kimchi_dls(
     bs:int=64, # batch size
     seed:int=42, # seed of the split (and of the shuffling)
     workers:int=None, # DataLoader worker processes (default: fastai's)
+    check:bool=False, # scan a folder first and use only its good images (for originals that may hold broken files)
     **kwargs, # passed to `kimchi_block`
 )->DataLoaders:
     "DataLoaders for a kimchi folder (or list of files) with the course's DataBlock"
     if isinstance(path, (str, Path)):
         path = Path(path).expanduser()
         if not path.is_dir(): raise FileNotFoundError(f"{path} is not a folder; pass the dataset root that holds one folder per class")
-        items = kimchi_files(path)
+        items = scan_images(path).good if check else kimchi_files(path)
     else: items = L(_as_files(path))
     if not items: raise ValueError(f"no image files in {path}; pass the folder that holds the class folders")
     bad = defaultdict(int)
@@ -872,7 +873,7 @@ def kimchi_dls(
     dblock = kimchi_block(size=size, presize=presize, seed=seed, get_items=None, **kwargs)
     return dblock.dataloaders(items, bs=bs, num_workers=workers, device=default_device())
 
-# %% ../nbs/01_data.ipynb #b3129eea
+# %% ../nbs/01_data.ipynb #f622ba49
 PETS_PAT = r'(.+)_\d+.jpg$'
 
 def pets_dls(
@@ -898,7 +899,7 @@ def pets_dls(
                        batch_tfms=[*aug_transforms(size=size, min_scale=0.75, **kwargs), Normalize.from_stats(*imagenet_stats)])
     return dblock.dataloaders(path, bs=bs, num_workers=workers, device=default_device())
 
-# %% ../nbs/01_data.ipynb #96cd79db
+# %% ../nbs/01_data.ipynb #120f8ce7
 _CATDOG = re.compile(r'^(cat|dog)\.(\d+)\.jpe?g$', re.I)
 
 def cats_vs_dogs_small(

@@ -305,6 +305,8 @@ def test_kimchi_dls_on_originals(hostile):
     labels = {dls.vocab[y] for ds in (dls.train_ds, dls.valid_ds) for _,y in ds}
     assert labels == {'baechu-kimchi', 'kkakdugi'}
     with pytest.raises(ValueError, match='not kimchi classes'): kimchi_dls(hostile, size=32, presize=48, bs=2, workers=0)
+    checked = kimchi_dls(hostile, size=32, presize=48, bs=2, workers=0, check=True) # broken files and 'misc' left out
+    assert len(checked.train_ds) + len(checked.valid_ds) == len(sc.good) == 12
 
 # ---------------------------------------------------------------- cats vs dogs, PETS
 def test_cats_vs_dogs_small(tmp_path):
