@@ -8,12 +8,12 @@ Docs: https://kimchi-course.github.io/kimchi-course/cli.html.md"""
 __all__ = ['CourseParser', 'positive_int', 'nonneg_int', 'demo_settings', 'demo_metrics', 'demo_learner', 'metrics_table',
            'write_demo_outputs', 'demo', 'build_parser', 'main']
 
-# %% ../nbs/13_cli.ipynb #8e351f92
+# %% ../nbs/13_cli.ipynb #85330370
 import argparse, sys, time, json
 from pathlib import Path
 from .settings import *
 
-# %% ../nbs/13_cli.ipynb #92541300
+# %% ../nbs/13_cli.ipynb #9c667dd6
 class CourseParser(argparse.ArgumentParser):
     "An `ArgumentParser` whose errors are one line that points at `--help`"
     def error(self, message):
@@ -38,7 +38,7 @@ def nonneg_int(
     if v < 0: raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
     return v
 
-# %% ../nbs/13_cli.ipynb #b2a7055f
+# %% ../nbs/13_cli.ipynb #1114f745
 def demo_settings(
     epochs:int=None, # training epochs (default: the mode's demo value)
     seed:int=42, # seed for the data, the split and the weights
@@ -50,11 +50,15 @@ def demo_settings(
     if n_per_class: s.n_per_class = n_per_class
     return s
 
-# %% ../nbs/13_cli.ipynb #72845f81
+# %% ../nbs/13_cli.ipynb #b777b751
 def demo_metrics():
     "The metrics the course reports: accuracy, error rate, macro precision and macro recall"
-    from fastai.vision.all import accuracy, error_rate, Precision, Recall
-    return [accuracy, error_rate, Precision(average='macro'), Recall(average='macro')]
+    from fastai.vision.all import accuracy, error_rate, skm_to_fastai
+    from sklearn.metrics import precision_score, recall_score
+    # fastai's Precision/Recall(average='macro') with `zero_division=0`: a class the model never predicts scores 0
+    # instead of printing sklearn's UndefinedMetricWarning at every early epoch
+    return [accuracy, error_rate, skm_to_fastai(precision_score, average='macro', zero_division=0),
+            skm_to_fastai(recall_score, average='macro', zero_division=0)]
 
 def demo_learner(
     s:CourseSettings, # the demo's settings
@@ -70,7 +74,7 @@ def demo_learner(
     arch = dict(resnet18=resnet18, resnet34=resnet34, resnet50=resnet50)[s.arch]
     return vision_learner(dls, arch, pretrained=s.pretrained, metrics=demo_metrics())
 
-# %% ../nbs/13_cli.ipynb #f7b70d61
+# %% ../nbs/13_cli.ipynb #5f92514b
 def metrics_table(
     learn, # a trained Learner
 )->dict:
@@ -103,7 +107,7 @@ def write_demo_outputs(
         f"Chance level for 11 classes is {1/11:.3f} accuracy.\n\n`{version_stamp(s.mode)}`\n")
     return {k:out/f for k,f in (('model','model.pkl'), ('confusion','confusion_matrix.png'), ('report','report.md'))}
 
-# %% ../nbs/13_cli.ipynb #af0eb9cc
+# %% ../nbs/13_cli.ipynb #d59b7e7d
 def demo(
     out:str='kimchi-demo', # folder for the model, the confusion matrix and the report
     epochs:int=None, # training epochs (default: the mode's demo value)
@@ -126,7 +130,37 @@ def demo(
     print(f"trained in {seconds:.1f} s; wrote " + ', '.join(str(p) for p in files.values()))
     return {'metrics':metrics, 'seconds':seconds, 'files':files}
 
-# %% ../nbs/13_cli.ipynb #e4849cf6
+# %% ../nbs/13_cli.ipynb #6ce23042
+def _prepare_cmd(a):
+    from kimchi_course.data import prepare
+    prepare(a.src, a.dest, per_class=a.per_class, size=a.size, crop_boxes=a.crop_boxes, seed=a.seed, workers=a.workers)
+
+def _bench_presize_cmd(a):
+    from kimchi_course.data import bench_presize
+    bench_presize(n=a.n, size=a.size, workers=a.workers, src=a.src)
+
+def _add_data_cmds(sub):
+    "Add the `prepare` and `bench-presize` sub-commands to `sub`"
+    p = sub.add_parser('prepare', help='extract, check, select and presize an AI Hub kimchi download',
+                       description='Extract (if SRC is a zip/tar), scan for unusable files, keep at most --per-class images per class, '
+                                   'and write the presize cache to DEST. SRC is never modified.')
+    p.add_argument('src', metavar='SRC', help='the AI Hub zip/tar, or the folder that holds the class folders')
+    p.add_argument('dest', metavar='DEST', help='folder for the presize cache (outside SRC)')
+    p.add_argument('--per-class', type=positive_int, default=None, help='keep at most N images per class (default: all)')
+    p.add_argument('--size', type=positive_int, default=460, help='short side of the cached images in pixels (default: 460)')
+    p.add_argument('--crop-boxes', action='store_true', help="crop each image to its crop_area.properties box first")
+    p.add_argument('--seed', type=nonneg_int, default=42, help='seed of the per-class selection (default: 42)')
+    p.add_argument('--workers', type=positive_int, default=2, help='worker processes (default: 2)')
+    p.set_defaults(func=_prepare_cmd)
+    b = sub.add_parser('bench-presize', help="images/s of the presize cache vs fastai's resize_images",
+                       description="Time the presize cache against fastai's resize_images on the same large photos and print both and the ratio.")
+    b.add_argument('--n', type=positive_int, default=64, help='number of photos (default: 64)')
+    b.add_argument('--size', type=positive_int, default=460, help='presize short side (default: 460)')
+    b.add_argument('--workers', type=positive_int, default=2, help='worker processes for both (default: 2)')
+    b.add_argument('--src', default=None, help='a folder of your own JPEG photos (default: generated 3.1 MP photos)')
+    b.set_defaults(func=_bench_presize_cmd)
+
+# %% ../nbs/13_cli.ipynb #552ae9f7
 def _demo_cmd(a): demo(a.out, a.epochs, a.seed, a.n_per_class)
 
 def build_parser()->CourseParser:
@@ -141,19 +175,20 @@ def build_parser()->CourseParser:
     d.add_argument('--seed', type=nonneg_int, default=42, help='random seed (default: 42)')
     d.add_argument('--n-per-class', type=positive_int, default=None, help='toy-kimchi images per class (default: 30 on CPU, 100 on GPU)')
     d.set_defaults(func=_demo_cmd)
+    _add_data_cmds(sub)
     return p
 
-# %% ../nbs/13_cli.ipynb #b88d57cf
+# %% ../nbs/13_cli.ipynb #500b4f21
 def main(
     argv:list=None, # arguments (default: `sys.argv[1:]`)
 )->int:
     "Run `kimchi-course`; bad input gets one line on stderr and a non-zero status"
     a = build_parser().parse_args(argv)
-    try: a.func(a)
+    try: rc = a.func(a) # a command may return its own exit status (e.g. 1 when nothing could be predicted)
     except (FileNotFoundError, NotADirectoryError, ValueError, PermissionError) as e:
         sys.stderr.write(f"kimchi-course {a.command}: error: {e}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"kimchi-course {a.command}: interrupted\n")
         return 130
-    return 0
+    return rc if isinstance(rc, int) else 0

@@ -6,10 +6,10 @@ def test_help():
     r = run_cli('--help')
     assert r.returncode == 0 and 'demo' in r.stdout
 
-@pytest.mark.parametrize('cmd', ['demo'])
-def test_subcommand_help(cmd):
+@pytest.mark.parametrize('cmd, opt', [('demo', '--out'), ('prepare', '--per-class'), ('bench-presize', '--workers')])
+def test_subcommand_help(cmd, opt):
     r = run_cli(cmd, '--help')
-    assert r.returncode == 0 and '--out' in r.stdout
+    assert r.returncode == 0 and opt in r.stdout
 
 @pytest.mark.parametrize('args, msg', [
     (['demo', '--epochs', '-1'], 'must be at least 1'),
@@ -19,6 +19,9 @@ def test_subcommand_help(cmd):
     (['demo', '--n-per-class', '0'], 'must be at least 1'),
     (['demo', '--bogus'], 'unrecognized arguments'),
     (['frobnicate'], 'invalid choice'),
+    (['prepare', 'src'], 'required'),
+    (['prepare', 'src', 'dest', '--per-class', '-2'], 'must be at least 1'),
+    (['bench-presize', '--workers', 'x'], 'whole number'),
     ([], 'required'),
 ])
 def test_bad_arguments_one_line(args, msg):
@@ -44,3 +47,25 @@ def test_demo_refuses_a_file_as_out(tmp_path):
     r = run_cli('demo', '--out', f, '--epochs', '1', '--n-per-class', '4')
     assert r.returncode != 0 and 'Traceback' not in r.stderr
     assert f.read_text() == 'mine'
+
+def test_prepare_bad_source_one_line(tmp_path):
+    r = run_cli('prepare', tmp_path/'missing.zip', tmp_path/'cache')
+    assert r.returncode == 1 and 'does not exist' in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and 'Traceback' not in r.stderr
+
+def test_prepare_empty_folder_one_line(tmp_path):
+    (tmp_path/'empty').mkdir()
+    r = run_cli('prepare', tmp_path/'empty', tmp_path/'cache')
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+
+def test_prepare_messy_toy_kimchi(tmp_path):
+    "prepare on a messy toy-kimchi (NFD names, broken files): reports, presizes, leaves the source untouched"
+    from kimchi_course.toy import make_toy_kimchi
+    from kimchi_course.data import file_hashes
+    src = make_toy_kimchi(tmp_path/'toy', n_per_class=4, seed=1, hangul='nfd', broken_files=True, malformed_props=True)
+    before = file_hashes(src)
+    r = run_cli('prepare', src, tmp_path/'cache', '--per-class', '3', '--size', '64')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert file_hashes(src) == before
+    out = [p for p in (tmp_path/'cache').rglob('*.jpg')]
+    assert 0 < len(out) <= 33
