@@ -647,6 +647,15 @@ def _overlaps(a:Path, b:Path)->bool:
     a,b = a.resolve(),b.resolve()
     return a == b or a in b.parents or b in a.parents
 
+def _is_class_folder(p:Path)->bool:
+    "Is `p` named like a kimchi class folder?"
+    try: kimchi_slug(p.name); return True
+    except ValueError: return False
+
+def _source_folders(files:list)->set:
+    "The folders a cache must stay out of: each file's folder, and the dataset root above a class folder"
+    return {f.parent for f in files} | {f.parent.parent for f in files if _is_class_folder(f.parent)}
+
 def _out_names(files:list, ext:str='.jpg')->list:
     "Output paths relative to dest: `<class slug>/<stem>.jpg`, made unique where two sources would collide"
     rel = [Path(_parent_class(f))/(unicodedata.normalize('NFC', f.stem)+ext) for f in files]
@@ -679,7 +688,7 @@ def presize(
     roots = {Path(files.path)} if isinstance(files, ImageScan) else set()
     files = sorted(_as_files(files), key=_natural_key)
     if not isinstance(size, int) or size < 1: raise ValueError(f"size must be a whole number of pixels, got {size!r}")
-    for r in roots | {f.parent.parent for f in files} | {f.parent for f in files}:
+    for r in roots | _source_folders(files):
         if _overlaps(r, dest): raise ValueError(f"dest {dest} overlaps the source folder {r}; the cache must go somewhere else")
     settings = dict(size=size, crop_boxes=bool(crop_boxes))
     old = _read_json(dest/'.presize.json')

@@ -342,3 +342,12 @@ def test_pets_dls(tmp_path):
     assert list(dls.vocab) == ['Abyssinian', 'great_pyrenees']
     (img/'oops.jpg').write_bytes(jpeg_bytes())
     with pytest.raises(ValueError, match="don't match"): pets_dls(img, size=32, presize=48, bs=2, workers=0)
+
+def test_presize_flat_folder_next_to_dest(tmp_path):
+    "A flat folder of photos may sit beside the cache (only a class folder's dataset root is off limits)"
+    from PIL import Image
+    from kimchi_course.data import presize
+    (tmp_path/'photos').mkdir()
+    Image.new('RGB', (120, 90), 'red').save(tmp_path/'photos'/'a.jpg')
+    rep = presize([tmp_path/'photos'/'a.jpg'], tmp_path/'cache', size=32, workers=0)
+    assert len(rep.files) == 1
