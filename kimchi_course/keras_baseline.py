@@ -7,10 +7,10 @@ Docs: https://kimchi-course.github.io/kimchi-course/keras_augmentation.html.md""
 # %% auto #0
 __all__ = ['KERAS_INSTALL', 'TOY_STANDIN', 'CONVNET_FILTERS', 'DLWP_ANCHORS', 'import_keras', 'toy_cats_dogs_standin',
            'cats_dogs_source', 'convnet_side', 'min_convnet_size', 'augmentation_layers', 'make_convnet',
-           'keras_loader', 'ConvnetRun', 'checkpoint_path', 'fit_convnet', 'plot_history', 'folder_dls',
+           'keras_loader', 'ConvnetRun', 'checkpoint_path', 'fit_convnet', 'plot_convnet_run', 'folder_dls',
            'fastai_test_accuracy', 'results_table', 'run_row']
 
-# %% ../nbs/09_keras_augmentation.ipynb #a8c99f09
+# %% ../nbs/09_keras_augmentation.ipynb #af777c4f
 import os, sys, time, logging
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -18,7 +18,7 @@ from functools import partial
 import numpy as np, pandas as pd, torch
 from .settings import *
 
-# %% ../nbs/09_keras_augmentation.ipynb #080fbe94
+# %% ../nbs/09_keras_augmentation.ipynb #ddb493df
 KERAS_INSTALL = 'pip install "kimchi-course[keras]"'
 
 def _no_jax_notice(record): return 'jax profiler' not in record.getMessage()
@@ -38,7 +38,7 @@ def import_keras():
         f"Keras was already imported with the {keras.backend.backend()!r} backend; restart Python and import kimchi_course first")
     return keras
 
-# %% ../nbs/09_keras_augmentation.ipynb #673ec018
+# %% ../nbs/09_keras_augmentation.ipynb #00461d0c
 TOY_STANDIN = {'cat': 'baechu-kimchi', 'dog': 'kkakdugi'} # smoke mode: the toy-kimchi dish drawn for each class
 
 def toy_cats_dogs_standin(
@@ -72,7 +72,7 @@ def cats_dogs_source(
     from fastai.data.external import untar_data, URLs
     return untar_data(URLs.DOGS)
 
-# %% ../nbs/09_keras_augmentation.ipynb #16e93a97
+# %% ../nbs/09_keras_augmentation.ipynb #ac355e07
 CONVNET_FILTERS = (32, 64, 128, 256, 256) # DLwP's filters; max-pooling follows all but the last convolution
 
 def convnet_side(
@@ -90,7 +90,7 @@ def min_convnet_size()->int:
     while convnet_side(size) < 1: size += 1
     return size
 
-# %% ../nbs/09_keras_augmentation.ipynb #9980f37b
+# %% ../nbs/09_keras_augmentation.ipynb #5a02a6bf
 def augmentation_layers(
     flip:str='horizontal', # `RandomFlip` mode
     rotation:float=0.1, # `RandomRotation` factor: a fraction of a full turn (0.1 = ±36°)
@@ -122,7 +122,7 @@ def make_convnet(
     model.compile(loss='binary_crossentropy', optimizer='rmsprop', metrics=['accuracy'])
     return model
 
-# %% ../nbs/09_keras_augmentation.ipynb #b6746ab0
+# %% ../nbs/09_keras_augmentation.ipynb #e72aea38
 def _keras_collate(items):
     "Stack (CHW uint8 image, label) pairs into a channels-last float batch and (N,1) float labels"
     xs,ys = zip(*items)
@@ -144,7 +144,7 @@ def keras_loader(
     if len(ds.classes) != 2: raise ValueError(f"{path} has {len(ds.classes)} class folders {ds.classes}; a binary model needs exactly 2")
     return torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=shuffle, num_workers=workers, collate_fn=_keras_collate)
 
-# %% ../nbs/09_keras_augmentation.ipynb #1e281c5c
+# %% ../nbs/09_keras_augmentation.ipynb #aa1eb824
 @dataclass
 class ConvnetRun:
     "What `fit_convnet` returns: the history, the best checkpoint and its test scores"
@@ -168,7 +168,7 @@ def checkpoint_path(
     folder.mkdir(parents=True, exist_ok=True)
     return folder/f'{name}.keras'
 
-# %% ../nbs/09_keras_augmentation.ipynb #4842acbc
+# %% ../nbs/09_keras_augmentation.ipynb #68fc2e07
 def fit_convnet(
     model, # a compiled Keras model, e.g. from `make_convnet`
     path:Path, # dataset root holding `train/`, `validation/` and `test/`
@@ -193,8 +193,8 @@ def fit_convnet(
     return ConvnetRun(model.name, size, epochs, model.count_params(), h, ckpt, int(np.argmin(h['val_loss']))+1,
                       float(test_loss), float(test_acc), secs)
 
-# %% ../nbs/09_keras_augmentation.ipynb #11dce928
-def plot_history(
+# %% ../nbs/09_keras_augmentation.ipynb #0f1ccbdb
+def plot_convnet_run(
     run:ConvnetRun, # from `fit_convnet`
     title:str=None, # figure title (default: the run's name)
 ):
@@ -211,7 +211,7 @@ def plot_history(
     fig.tight_layout()
     return fig
 
-# %% ../nbs/09_keras_augmentation.ipynb #e6d3e313
+# %% ../nbs/09_keras_augmentation.ipynb #1e8618aa
 def folder_dls(
     path:Path, # dataset root holding `train/` and `validation/`, each with one folder per class
     size:int=224, # training size after the batch augmentation
@@ -231,7 +231,7 @@ def folder_dls(
                        item_tfms=Resize(presize), batch_tfms=[*aug_transforms(size=size, min_scale=min_scale), Normalize.from_stats(*imagenet_stats)])
     return dblock.dataloaders(path, bs=bs, num_workers=workers, device=default_device())
 
-# %% ../nbs/09_keras_augmentation.ipynb #1fe91d21
+# %% ../nbs/09_keras_augmentation.ipynb #b6c64401
 def fastai_test_accuracy(
     learn, # a trained fastai Learner whose first metric is accuracy
     test_path:Path, # a folder with one subfolder per class, named like the training classes
@@ -243,7 +243,7 @@ def fastai_test_accuracy(
     dl = learn.dls.test_dl(get_image_files(test_path), with_labels=True)
     with learn.no_bar(): return float(learn.validate(dl=dl)[1])
 
-# %% ../nbs/09_keras_augmentation.ipynb #6fde01ec
+# %% ../nbs/09_keras_augmentation.ipynb #fc6d0505
 def results_table(
     rows:list, # dicts with method, px, epochs, params, test_acc, secs_per_epoch
 )->pd.DataFrame:
@@ -258,7 +258,7 @@ def run_row(
     "A `results_table` row for a Keras run"
     return dict(method=method, px=run.size, epochs=str(run.epochs), params=run.params, test_acc=run.test_acc, secs_per_epoch=run.secs_per_epoch)
 
-# %% ../nbs/09_keras_augmentation.ipynb #755a3475
+# %% ../nbs/09_keras_augmentation.ipynb #fef6ba4a
 DLWP_ANCHORS = pd.DataFrame([
     ('DLwP 2nd ed., ch. 8', 'convnet from scratch, 180 px, 30 epochs', '69.5%'),
     ('DLwP 2nd ed., ch. 8', '+ augmentation + dropout, 100 epochs', '83.5%'),
