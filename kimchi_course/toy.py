@@ -7,14 +7,14 @@ Docs: https://kimchi-course.github.io/kimchi-course/toy_kimchi.html.md"""
 # %% auto #0
 __all__ = ['TOY_RECIPES', 'TOY_VERSION', 'TOY_MARKER', 'toy_image', 'toy_key', 'make_toy_kimchi']
 
-# %% ../nbs/00a_toy_kimchi.ipynb #20e9a320
+# %% ../nbs/00a_toy_kimchi.ipynb #b3dcf4d7
 import os, io, json, math, uuid, random, shutil, hashlib, numbers, unicodedata
 from pathlib import Path
 from PIL import Image, ImageDraw
 from .settings import cache_dir
 from .data import KIMCHI_CLASSES
 
-# %% ../nbs/00a_toy_kimchi.ipynb #fb4ffba3
+# %% ../nbs/00a_toy_kimchi.ipynb #f5723caf
 def _jit(r, rgb, amt=18, light=1.0):
     "`rgb` with each channel jittered by up to `amt`, then scaled by `light`"
     return tuple(max(0, min(255, round((c + r.uniform(-amt, amt))*light))) for c in rgb)
@@ -55,7 +55,7 @@ def _dots(d, r, n, c, R, size, cols, L, frac=0.95):
         x, y = _in_disc(r, c, R, frac); s = size*r.uniform(0.5, 1.5)
         d.ellipse((x-s, y-s, x+s, y+s), fill=_jit(r, r.choice(cols), 20, L))
 
-# %% ../nbs/00a_toy_kimchi.ipynb #fe6baf06
+# %% ../nbs/00a_toy_kimchi.ipynb #81567e36
 def _baechu(d, r, c, R, L):
     "Red napa-cabbage leaves with pale ribs, folded into a heap"
     d.ellipse((c-R, c-R, c+R, c+R), fill=_jit(r, (170, 35, 25), 20, L))
@@ -64,7 +64,7 @@ def _baechu(d, r, c, R, L):
         d.polygon(_leaf(x, y, ln, w, a, r=r, wobble=0.15), fill=_jit(r, (205, 60, 35), 25, L),
                   outline=_jit(r, (120, 20, 15), 10, L), width=max(1, round(R*0.012)))
         sx, sy = _pt(x, y, -ln*0.5, a)  # the pale rib: a wedge from the stem end
-        d.polygon(_leaf(*_pt(sx, sy, ln*0.3, a), ln*0.6, w*r.uniform(0.3, 0.45), a, n=8), fill=_jit(r, (245, 220, 165), 15, L))
+        d.polygon(_leaf(*_pt(sx, sy, ln*0.3, a), ln*0.6, w*r.uniform(0.35, 0.5), a, n=8), fill=_jit(r, (245, 220, 165), 15, L))
     _dots(d, r, r.randint(40, 80), c, R, R*0.025, [(150, 20, 15), (220, 70, 40)], L)
 
 def _baek(d, r, c, R, L):
@@ -91,14 +91,14 @@ def _buchu(d, r, c, R, L):
 def _chonggak(d, r, c, R, L):
     "Whole small radishes coated red, with their green tops"
     d.ellipse((c-R, c-R, c+R, c+R), fill=_jit(r, (175, 45, 30), 18, L))
-    for _ in range(r.randint(3, 6)):
-        x, y = _in_disc(r, c, R, 0.45); a = r.uniform(0, 2*math.pi); ln = R*r.uniform(0.5, 0.75)
+    for _ in range(r.randint(4, 7)):
+        x, y = _in_disc(r, c, R, 0.45); a = r.uniform(0, 2*math.pi); ln = R*r.uniform(0.55, 0.8)
         sx, sy = _pt(x, y, -ln*0.45, a)
         for _ in range(r.randint(4, 8)):  # the green tops leave from the narrow end
             d.line(_strand(r, sx, sy, R*r.uniform(0.4, 0.8), a+math.pi+r.uniform(-0.5, 0.5), 0.2, 4),
                    fill=_jit(r, (60, 120, 40), 20, L), width=max(2, round(R*0.03)))
         d.polygon(_leaf(x, y, ln, ln*r.uniform(0.55, 0.75), a, n=10), fill=_jit(r, (225, 120, 90), 20, L))
-        d.polygon(_leaf(x, y, ln*0.7, ln*0.3, a, n=8), fill=_jit(r, (240, 205, 175), 15, L))
+        d.polygon(_leaf(x, y, ln*0.8, ln*0.38, a, n=8), fill=_jit(r, (242, 215, 190), 15, L))
     _dots(d, r, r.randint(30, 60), c, R, R*0.02, [(170, 30, 20)], L)
 
 def _gat(d, r, c, R, L):
@@ -113,13 +113,13 @@ def _gat(d, r, c, R, L):
 def _kkakdugi(d, r, c, R, L):
     "Orange-red radish cubes in a heap, each with a lit face and a shadow side"
     d.ellipse((c-R, c-R, c+R, c+R), fill=_jit(r, (175, 45, 30), 18, L))
-    s0 = R*r.uniform(0.16, 0.24)
-    for _ in range(r.randint(16, 28)):
+    s0 = R*r.uniform(0.17, 0.24)
+    for _ in range(r.randint(20, 32)):
         x, y = _in_disc(r, c, R, 0.75); a = r.uniform(0, math.pi/2); s = s0*r.uniform(0.8, 1.2)
-        base = _jit(r, (215, 85, 45), 20, L)
+        base = _jit(r, (225, 100, 50), 20, L)
         d.polygon(_quad(x+s*0.12, y+s*0.12, s, s, a), fill=tuple(round(v*0.6) for v in base))
         d.polygon(_quad(x, y, s, s, a), fill=base)
-        d.polygon(_quad(x-s*0.08, y-s*0.08, s*0.55, s*0.55, a), fill=_jit(r, (235, 140, 90), 15, L))
+        d.polygon(_quad(x-s*0.08, y-s*0.08, s*0.55, s*0.55, a), fill=_jit(r, (240, 150, 95), 15, L))
     _dots(d, r, r.randint(20, 40), c, R, R*0.02, [(160, 25, 15)], L)
 
 def _musaengchae(d, r, c, R, L):
@@ -145,7 +145,7 @@ def _nabak(d, r, c, R, L):
 def _oi_sobagi(d, r, c, R, L):
     "Stuffed cucumber pieces: green cylinders split open on a red filling with chives"
     d.ellipse((c-R, c-R, c+R, c+R), fill=_jit(r, (165, 45, 30), 18, L))
-    for _ in range(r.randint(3, 6)):
+    for _ in range(r.randint(4, 7)):
         x, y = _in_disc(r, c, R, 0.5); a = r.uniform(0, math.pi); ln = R*r.uniform(0.6, 0.95); w = ln*r.uniform(0.28, 0.38)
         d.polygon(_quad(x, y, ln, w, a), fill=_jit(r, (60, 115, 45), 18, L))
         d.polygon(_quad(x, y, ln*0.96, w*0.55, a), fill=_jit(r, (175, 200, 120), 15, L))
@@ -157,13 +157,13 @@ def _oi_sobagi(d, r, c, R, L):
 def _pa(d, r, c, R, L):
     "Long scallions, white at the root end, folded in red paste"
     d.ellipse((c-R, c-R, c+R, c+R), fill=_jit(r, (165, 35, 25), 18, L))
-    w = max(2, round(R*r.uniform(0.045, 0.07))); a0 = r.uniform(0, math.pi)
-    for _ in range(r.randint(10, 18)):
+    w = max(2, round(R*r.uniform(0.05, 0.08))); a0 = r.uniform(0, math.pi)
+    for _ in range(r.randint(14, 22)):
         x, y = _in_disc(r, c, R, 0.8)
         pts = _strand(r, x, y, R*r.uniform(1.0, 1.8), a0 + r.uniform(-0.4, 0.4), 0.12, 8)
         d.line(pts, fill=_jit(r, (70, 125, 45), 18, L), width=w, joint='curve')
         d.line(pts[:2], fill=_jit(r, (235, 230, 200), 10, L), width=round(w*1.3))
-    _dots(d, r, r.randint(60, 120), c, R, R*0.025, [(185, 40, 25), (150, 25, 15)], L)
+    _dots(d, r, r.randint(30, 60), c, R, R*0.025, [(185, 40, 25), (150, 25, 15)], L)
 
 def _yeolmu(d, r, c, R, L):
     "Young radish greens: small bright leaves on thin pale stems, in orange broth"
@@ -177,7 +177,7 @@ def _yeolmu(d, r, c, R, L):
 TOY_RECIPES = dict(zip((c.slug for c in KIMCHI_CLASSES),
     (_baechu, _baek, _buchu, _chonggak, _gat, _kkakdugi, _musaengchae, _nabak, _oi_sobagi, _pa, _yeolmu)))
 
-# %% ../nbs/00a_toy_kimchi.ipynb #3a8d87d5
+# %% ../nbs/00a_toy_kimchi.ipynb #c1e77d3e
 _TABLES = [(150, 105, 65), (105, 70, 45), (200, 170, 130), (225, 220, 210), (60, 60, 65), (170, 180, 190)]
 _BOWLS = [(245, 245, 240), (235, 230, 215), (40, 40, 45), (120, 80, 50), (180, 185, 190), (95, 60, 40)]
 
@@ -245,7 +245,7 @@ def _dish(r, im, slug, D, X, Y, L):
     im.paste(food, (x0, y0), inside)
     return outline
 
-# %% ../nbs/00a_toy_kimchi.ipynb #e6b3176a
+# %% ../nbs/00a_toy_kimchi.ipynb #95a1f270
 def toy_image(
     slug:str, # the class to draw, one of the 11 kimchi slugs
     w:int=400, # width of the image in pixels
@@ -255,7 +255,7 @@ def toy_image(
     "One synthetic toy-kimchi image of class `slug` and the dish's box `(x, y, w, h)` in pixels"
     if slug not in TOY_RECIPES: raise ValueError(f"{slug!r} is not a kimchi slug; use one of {', '.join(TOY_RECIPES)}")
     if min(w, h) < 32: raise ValueError(f"{w}x{h} px is too small to draw a dish; use at least 32 px a side")
-    r = random.Random(seed); L = r.uniform(0.8, 1.15)  # the light: dim to bright
+    r = random.Random(seed); L = r.uniform(0.85, 1.12)  # the light: dim to bright
     im = _table(r, w, h, L); D = round(min(w, h)*r.uniform(0.7, 1.05))
     X, Y = w/2 + r.uniform(-0.15, 0.15)*w, h/2 + r.uniform(-0.15, 0.15)*h
     outline = _dish(r, im, slug, D, X, Y, L)
@@ -263,8 +263,8 @@ def toy_image(
     x1, y1 = min(w, math.ceil(max(p[0] for p in outline))), min(h, math.ceil(max(p[1] for p in outline)))
     return im, (x0, y0, x1-x0, y1-y0)
 
-# %% ../nbs/00a_toy_kimchi.ipynb #5c2b5712
-TOY_VERSION = 2 # bump when the drawing changes, so cached datasets are redrawn
+# %% ../nbs/00a_toy_kimchi.ipynb #8e45bc4e
+TOY_VERSION = 3 # bump when the drawing changes, so cached datasets are redrawn
 TOY_MARKER = '.toy-kimchi.json'
 
 def _is_large(i, frac, u):
@@ -277,7 +277,7 @@ def _toy_size(r, large):
     short = round(long/r.choice([1, 5/4, 4/3, 3/2, 16/9]))
     return (long, short) if r.random() < 0.7 else (short, long)
 
-# %% ../nbs/00a_toy_kimchi.ipynb #becbf0f0
+# %% ../nbs/00a_toy_kimchi.ipynb #18438b10
 def _stem(k, i): return f'Img_{k+1:03d}_{i+1:04d}'
 
 _MALFORMED = (lambda x,y,w,h: f'{x},{y}', lambda x,y,w,h: f',{x},{y},{w},{h}', lambda x,y,w,h: 'abc')
@@ -295,7 +295,7 @@ def _props(k, boxes, r, malformed):
         lines = ['# crop boxes of the dish in each image: stem=x,y,w,h', ''] + lines
     return '\n'.join(lines) + '\n', bad
 
-# %% ../nbs/00a_toy_kimchi.ipynb #aa3b1612
+# %% ../nbs/00a_toy_kimchi.ipynb #8dafb9cc
 def _jpeg(im, q):
     "`im` encoded as JPEG bytes at quality `q`"
     b = io.BytesIO(); im.save(b, 'JPEG', quality=q); return b.getvalue()
@@ -322,7 +322,7 @@ def _write_class(root, k, slug, folder, a):
     else: extra = None
     return ([f'{folder}/{extra.name}'] if extra else []), [f'{folder}/crop_area.properties: {l}' for l in bad]
 
-# %% ../nbs/00a_toy_kimchi.ipynb #eb93a7d6
+# %% ../nbs/00a_toy_kimchi.ipynb #328b07eb
 _README = """toy-kimchi: a SYNTHETIC kimchi-like image dataset
 =====================================================
 
@@ -370,7 +370,7 @@ def _write_toy(root, a):
     marker = dict(dataset='toy-kimchi', synthetic=True, version=TOY_VERSION, args=a, broken=broken, malformed=malformed)
     (root/TOY_MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + '\n', encoding='utf-8', newline='\n')
 
-# %% ../nbs/00a_toy_kimchi.ipynb #d985eb0f
+# %% ../nbs/00a_toy_kimchi.ipynb #fce89a9e
 def _marker(p:Path):
     "The marker dict of toy-kimchi folder `p` (`{}` if unreadable), or None if `p` is not one"
     m = p/TOY_MARKER
@@ -404,7 +404,7 @@ def _install(tmp:Path, dest:Path, a:dict):
             shutil.rmtree(old, ignore_errors=True)
     raise OSError(f"could not move the new toy-kimchi into {dest}: another process keeps changing it; try again")
 
-# %% ../nbs/00a_toy_kimchi.ipynb #10f8db17
+# %% ../nbs/00a_toy_kimchi.ipynb #01b79fe3
 def make_toy_kimchi(
     dest=None, # folder to write into (default: `cache_dir()/'toy-kimchi-<hash of the arguments>'`)
     n_per_class:int=30, # images per class
