@@ -1,0 +1,57 @@
+"cam: what the notebook holds badly (many image shapes through fastai's real pipeline, hooks on a real resnet)"
+import numpy as np, pytest, torch
+from PIL import Image
+from fastai.vision.all import Pipeline, PILImage, Normalize, create_vision_model, resnet18, nn
+from kimchi_course.data import kimchi_block
+from kimchi_course.cam import valid_box, in_box_share, grad_cam, capture_activations, count_hooks, upsample_cams
+
+def _valid_pipeline(size, presize):
+    "The course DataBlock's validation transforms, without the normalization (so pixels stay 0-1)"
+    db = kimchi_block(size=size, presize=presize)
+    items = Pipeline(db.item_tfms, split_idx=1)
+    batch = Pipeline([t for t in db.batch_tfms if not isinstance(t, Normalize)], split_idx=1)
+    return lambda im: batch(items(im)[None])[0]
+
+@pytest.mark.parametrize('size,presize', [(64, 96), (224, 460), (50, 77)])
+def test_valid_box_matches_fastai_pipeline(size, presize):
+    rng, tfm = np.random.default_rng(size), _valid_pipeline(size, presize)
+    for _ in range(25):
+        W,H = (int(v) for v in rng.integers(60, 700, 2))
+        w,h = int(rng.integers(W//5, W//2)), int(rng.integers(H//5, H//2))
+        x,y = int(rng.integers(0, W-w)), int(rng.integers(0, H-h))
+        a = np.zeros((H, W, 3), np.uint8); a[y:y+h, x:x+w] = 255
+        out = tfm(PILImage.create(a))
+        bx,by,bw,bh = valid_box((x, y, w, h), (W, H), presize, size)
+        # compare areas of the painted region and of the mapped box (robust to the blurred edges)
+        seen = float(out.mean(0).clamp(0, 1).sum())
+        assert seen == pytest.approx(bw*bh, abs=2*(bw+bh)*1.0 + 2), (W, H, (x, y, w, h))
+        if bw*bh > 4:  # and where it is: the mass-weighted centre
+            ys,xs = torch.meshgrid(torch.arange(size)+0.5, torch.arange(size)+0.5, indexing='ij')
+            m = out.mean(0).clamp(0, 1)
+            assert float((m*xs).sum()/m.sum()) == pytest.approx(bx+bw/2, abs=1.0)
+            assert float((m*ys).sum()/m.sum()) == pytest.approx(by+bh/2, abs=1.0)
+
+def test_in_box_share_of_upsampled_uniform_map_is_area():
+    cam = upsample_cams(torch.ones(1, 2, 2), 64)[0]
+    for box in [(0, 0, 64, 64), (10.3, 5.5, 20.2, 30.1), (60, 60, 10, 10)]:
+        x,y,w,h = box
+        inside = (min(x+w, 64)-x)*(min(y+h, 64)-y)
+        assert in_box_share(cam, box) == pytest.approx(inside/64**2, rel=1e-5)
+
+def test_hooks_removed_on_real_resnet_even_after_errors():
+    m = create_vision_model(resnet18, 11, pretrained=False)
+    body = m[0]
+    for _ in range(3):
+        acts = capture_activations(m, [body[2], body[7]], torch.randn(2, 3, 64, 64))
+        cam,idx,out = grad_cam(m, torch.randn(2, 3, 64, 64), body[7])
+        with pytest.raises(RuntimeError): grad_cam(m, torch.randn(2, 4, 64, 64), body[7])
+        with pytest.raises(RuntimeError): capture_activations(m, [body[7]], torch.randn(2, 4, 64, 64))
+    assert count_hooks(m) == 0
+    assert [tuple(a.shape) for a in acts] == [(2, 64, 32, 32), (2, 512, 2, 2)]
+    assert cam.shape == (2, 2, 2) and float(cam.max()) <= 1
+
+def test_grad_cam_does_not_touch_parameter_grads_or_mode():
+    m = create_vision_model(resnet18, 11, pretrained=False).train()
+    grad_cam(m, torch.randn(2, 3, 64, 64), m[0][7], cls=[3, 4])
+    assert m.training
+    assert all(p.grad is None for p in m.parameters())
