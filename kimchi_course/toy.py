@@ -7,14 +7,14 @@ Docs: https://kimchi-course.github.io/kimchi-course/toy_kimchi.html.md"""
 # %% auto #0
 __all__ = ['TOY_RECIPES', 'TOY_VERSION', 'TOY_MARKER', 'toy_image', 'toy_key', 'make_toy_kimchi']
 
-# %% ../nbs/00a_toy_kimchi.ipynb #b3dcf4d7
+# %% ../nbs/00a_toy_kimchi.ipynb #146cc76f
 import os, io, json, math, uuid, random, shutil, hashlib, numbers, unicodedata
 from pathlib import Path
 from PIL import Image, ImageDraw
 from .settings import cache_dir
 from .data import KIMCHI_CLASSES
 
-# %% ../nbs/00a_toy_kimchi.ipynb #f5723caf
+# %% ../nbs/00a_toy_kimchi.ipynb #778a4063
 def _jit(r, rgb, amt=18, light=1.0):
     "`rgb` with each channel jittered by up to `amt`, then scaled by `light`"
     return tuple(max(0, min(255, round((c + r.uniform(-amt, amt))*light))) for c in rgb)
@@ -55,7 +55,7 @@ def _dots(d, r, n, c, R, size, cols, L, frac=0.95):
         x, y = _in_disc(r, c, R, frac); s = size*r.uniform(0.5, 1.5)
         d.ellipse((x-s, y-s, x+s, y+s), fill=_jit(r, r.choice(cols), 20, L))
 
-# %% ../nbs/00a_toy_kimchi.ipynb #81567e36
+# %% ../nbs/00a_toy_kimchi.ipynb #415f3806
 def _baechu(d, r, c, R, L):
     "Red napa-cabbage leaves with pale ribs, folded into a heap"
     d.ellipse((c-R, c-R, c+R, c+R), fill=_jit(r, (170, 35, 25), 20, L))
@@ -177,7 +177,7 @@ def _yeolmu(d, r, c, R, L):
 TOY_RECIPES = dict(zip((c.slug for c in KIMCHI_CLASSES),
     (_baechu, _baek, _buchu, _chonggak, _gat, _kkakdugi, _musaengchae, _nabak, _oi_sobagi, _pa, _yeolmu)))
 
-# %% ../nbs/00a_toy_kimchi.ipynb #c1e77d3e
+# %% ../nbs/00a_toy_kimchi.ipynb #ea67c152
 _TABLES = [(150, 105, 65), (105, 70, 45), (200, 170, 130), (225, 220, 210), (60, 60, 65), (170, 180, 190)]
 _BOWLS = [(245, 245, 240), (235, 230, 215), (40, 40, 45), (120, 80, 50), (180, 185, 190), (95, 60, 40)]
 
@@ -245,7 +245,7 @@ def _dish(r, im, slug, D, X, Y, L):
     im.paste(food, (x0, y0), inside)
     return outline
 
-# %% ../nbs/00a_toy_kimchi.ipynb #95a1f270
+# %% ../nbs/00a_toy_kimchi.ipynb #5252eb15
 def toy_image(
     slug:str, # the class to draw, one of the 11 kimchi slugs
     w:int=400, # width of the image in pixels
@@ -263,7 +263,7 @@ def toy_image(
     x1, y1 = min(w, math.ceil(max(p[0] for p in outline))), min(h, math.ceil(max(p[1] for p in outline)))
     return im, (x0, y0, x1-x0, y1-y0)
 
-# %% ../nbs/00a_toy_kimchi.ipynb #8e45bc4e
+# %% ../nbs/00a_toy_kimchi.ipynb #b2688692
 TOY_VERSION = 3 # bump when the drawing changes, so cached datasets are redrawn
 TOY_MARKER = '.toy-kimchi.json'
 
@@ -277,7 +277,7 @@ def _toy_size(r, large):
     short = round(long/r.choice([1, 5/4, 4/3, 3/2, 16/9]))
     return (long, short) if r.random() < 0.7 else (short, long)
 
-# %% ../nbs/00a_toy_kimchi.ipynb #18438b10
+# %% ../nbs/00a_toy_kimchi.ipynb #c6584ce2
 def _stem(k, i): return f'Img_{k+1:03d}_{i+1:04d}'
 
 _MALFORMED = (lambda x,y,w,h: f'{x},{y}', lambda x,y,w,h: f',{x},{y},{w},{h}', lambda x,y,w,h: 'abc')
@@ -295,7 +295,7 @@ def _props(k, boxes, r, malformed):
         lines = ['# crop boxes of the dish in each image: stem=x,y,w,h', ''] + lines
     return '\n'.join(lines) + '\n', bad
 
-# %% ../nbs/00a_toy_kimchi.ipynb #8dafb9cc
+# %% ../nbs/00a_toy_kimchi.ipynb #d875a486
 def _jpeg(im, q):
     "`im` encoded as JPEG bytes at quality `q`"
     b = io.BytesIO(); im.save(b, 'JPEG', quality=q); return b.getvalue()
@@ -322,7 +322,7 @@ def _write_class(root, k, slug, folder, a):
     else: extra = None
     return ([f'{folder}/{extra.name}'] if extra else []), [f'{folder}/crop_area.properties: {l}' for l in bad]
 
-# %% ../nbs/00a_toy_kimchi.ipynb #328b07eb
+# %% ../nbs/00a_toy_kimchi.ipynb #394d0983
 _README = """toy-kimchi: a SYNTHETIC kimchi-like image dataset
 =====================================================
 
@@ -370,7 +370,7 @@ def _write_toy(root, a):
     marker = dict(dataset='toy-kimchi', synthetic=True, version=TOY_VERSION, args=a, broken=broken, malformed=malformed)
     (root/TOY_MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + '\n', encoding='utf-8', newline='\n')
 
-# %% ../nbs/00a_toy_kimchi.ipynb #fce89a9e
+# %% ../nbs/00a_toy_kimchi.ipynb #95fb4026
 def _marker(p:Path):
     "The marker dict of toy-kimchi folder `p` (`{}` if unreadable), or None if `p` is not one"
     m = p/TOY_MARKER
@@ -404,7 +404,7 @@ def _install(tmp:Path, dest:Path, a:dict):
             shutil.rmtree(old, ignore_errors=True)
     raise OSError(f"could not move the new toy-kimchi into {dest}: another process keeps changing it; try again")
 
-# %% ../nbs/00a_toy_kimchi.ipynb #01b79fe3
+# %% ../nbs/00a_toy_kimchi.ipynb #8461db4e
 def make_toy_kimchi(
     dest=None, # folder to write into (default: `cache_dir()/'toy-kimchi-<hash of the arguments>'`)
     n_per_class:int=30, # images per class
