@@ -176,6 +176,7 @@ def build_parser()->CourseParser:
     d.add_argument('--n-per-class', type=positive_int, default=None, help='toy-kimchi images per class (default: 30 on CPU, 100 on GPU)')
     d.set_defaults(func=_demo_cmd)
     _add_data_cmds(sub)
+    from kimchi_course.app import add_app_cmds; add_app_cmds(sub)
     return p
 
 # %% ../nbs/13_cli.ipynb #500b4f21
