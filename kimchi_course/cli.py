@@ -20,23 +20,24 @@ class CourseParser(argparse.ArgumentParser):
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
         sys.exit(2)
 
+def _whole(text:str, least:int, what:str)->int:
+    "Parse a whole number that is at least `least`, or explain why not"
+    try: v = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < least: raise argparse.ArgumentTypeError(f"must be {what}, got {v}")
+    return v
+
 def positive_int(
     text:str, # the argument as typed
 )->int:
     "Parse a whole number greater than zero, or explain why not"
-    try: v = int(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1: raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
+    return _whole(text, 1, 'at least 1')
 
 def nonneg_int(
     text:str, # the argument as typed
 )->int:
     "Parse a whole number that is zero or more, or explain why not"
-    try: v = int(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 0: raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
-    return v
+    return _whole(text, 0, '0 or more')
 
 # %% ../nbs/13_cli.ipynb #1114f745
 def demo_settings(

@@ -14,16 +14,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-_DIR = re.compile(r'^\s*#\|\s*([\w-]+):?\s*(.*)$')
-
-def cell_options(src:str)->dict:
-    "The Quarto/nbdev `#|` options at the top of a cell"
-    opts = {}
-    for line in src.splitlines():
-        m = _DIR.match(line)
-        if not m: break
-        opts[m.group(1)] = m.group(2).strip()
-    return opts
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from readme import _DIR, directives as cell_options # one parser for the `#|` options, shared with the README
 
 def strip_directives(src:str)->str:
     "A cell's source without its `#|` lines"

@@ -27,8 +27,10 @@ fi
 echo "in sync"
 
 echo "== nbdev-test: every notebook in smoke mode"
+# Two notebooks run at once on a 2-core machine: one torch thread each. With torch's default (a thread per core)
+# the four threads fight over two cores and a training step gets several times slower.
 start=$SECONDS
-nbdev-test --n-workers 2 --timing
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nbdev-test --n-workers 2 --timing
 echo "nbdev-test took $((SECONDS - start)) s"
 
 echo "== pytest"
