@@ -9,14 +9,14 @@ __all__ = ['count_hooks', 'capture_activations', 'show_channels', 'show_filters'
            'show_cam', 'valid_box', 'in_box_share', 'item_boxes', 'cam_box_table', 'summarize_in_box', 'plot_in_box',
            'gap_test']
 
-# %% ../nbs/12_feature_maps.ipynb #f1bf43ac
+# %% ../nbs/12_feature_maps.ipynb #af6af835
 import math
 import numpy as np
 import pandas as pd
 from .settings import *
 from fastai.vision.all import *
 
-# %% ../nbs/12_feature_maps.ipynb #a163cd8a
+# %% ../nbs/12_feature_maps.ipynb #0ebca945
 def count_hooks(
     model:nn.Module, # any PyTorch module
 )->int:
@@ -24,7 +24,7 @@ def count_hooks(
     return sum(len(m._forward_hooks)+len(m._forward_pre_hooks)+len(m._backward_hooks)+len(m._backward_pre_hooks)
                for m in model.modules())
 
-# %% ../nbs/12_feature_maps.ipynb #5da13b4c
+# %% ../nbs/12_feature_maps.ipynb #2e5085cb
 def capture_activations(
     model:nn.Module, # the network to run
     modules:list, # the layers whose outputs we want (submodules of `model`)
@@ -38,7 +38,7 @@ def capture_activations(
             return list(hooks.stored)
     finally: model.train(was_training)
 
-# %% ../nbs/12_feature_maps.ipynb #1292967c
+# %% ../nbs/12_feature_maps.ipynb #d61e5f62
 def show_channels(
     acts:Tensor, # one image's feature map, [channels, height, width]
     n:int=16, # how many channels to show (the most active ones)
@@ -58,7 +58,7 @@ def show_channels(
     plt.tight_layout()
     return top.tolist()
 
-# %% ../nbs/12_feature_maps.ipynb #aec846ef
+# %% ../nbs/12_feature_maps.ipynb #08d95ca1
 def show_filters(
     w:Tensor, # convolution weights [out, 3, k, k] (e.g. `model[0][0].weight`)
     ncols:int=16, # grid columns
@@ -77,7 +77,7 @@ def show_filters(
     if title: fig.suptitle(title)
     return fig
 
-# %% ../nbs/12_feature_maps.ipynb #be038a7a
+# %% ../nbs/12_feature_maps.ipynb #cf92cea2
 def grad_cam(
     model:nn.Module, # a classifier returning one score (logit) per class
     x:Tensor, # an input batch, as the model expects it (normalized)
@@ -96,7 +96,7 @@ def grad_cam(
     cam = F.relu((grads.mean((2,3), keepdim=True)*acts).sum(1)).detach()
     return cam/cam.amax((1,2), keepdim=True).clamp_min(1e-12), idx, out.detach()
 
-# %% ../nbs/12_feature_maps.ipynb #374069db
+# %% ../nbs/12_feature_maps.ipynb #0c7659fc
 def valid_cams(
     learn:Learner, # a trained classifier
     layer:nn.Module, # layer for `grad_cam`
@@ -113,7 +113,7 @@ def valid_cams(
             res[k].append(v.cpu())
     return {k:torch.cat(v) for k,v in res.items()}
 
-# %% ../nbs/12_feature_maps.ipynb #29d80434
+# %% ../nbs/12_feature_maps.ipynb #68280234
 def upsample_cams(
     cams:Tensor, # maps [batch, h, w]
     size, # target (height, width), or one int for a square
@@ -139,7 +139,7 @@ def show_cam(
         ax.add_patch(plt.Rectangle((x-0.5, y-0.5), w, h, fill=False, edgecolor='cyan', lw=1.5))
     return ax
 
-# %% ../nbs/12_feature_maps.ipynb #7afd46d4
+# %% ../nbs/12_feature_maps.ipynb #0de787d5
 def valid_box(
     box, # (x, y, w, h) in the original image's pixels
     img_size, # the original image's (width, height), as PIL reports it
@@ -157,7 +157,7 @@ def valid_box(
     k = size/side
     return (x0*k, y0*k, (x1-x0)*k, (y1-y0)*k)
 
-# %% ../nbs/12_feature_maps.ipynb #116c8a46
+# %% ../nbs/12_feature_maps.ipynb #5705e761
 def _coverage(n, lo, hi):
     "How much of each unit pixel [i, i+1), i < n, lies between `lo` and `hi`"
     i = torch.arange(n, dtype=torch.float32)
@@ -176,7 +176,7 @@ def in_box_share(
     total = cam.sum()
     return float((cam*inside).sum()/total) if total > 0 else float('nan')
 
-# %% ../nbs/12_feature_maps.ipynb #c0a4d191
+# %% ../nbs/12_feature_maps.ipynb #149b8925
 def item_boxes(
     items, # image files, in the order of the maps (e.g. `learn.dls.valid_ds.items`)
     presize:int, # the DataBlock's `Resize(presize)`
@@ -219,7 +219,7 @@ def summarize_in_box(
                              box_area=g.box_area.mean(), cam_in_box=g.cam_in_box.mean(),
                              cam_in_box_median=g.cam_in_box.median(), lift=g.lift.mean())).round(3)
 
-# %% ../nbs/12_feature_maps.ipynb #08418d4b
+# %% ../nbs/12_feature_maps.ipynb #fa097945
 def plot_in_box(
     df:pd.DataFrame, # from `cam_box_table`
     ax=None, # matplotlib axes (default: a new figure)
@@ -235,7 +235,7 @@ def plot_in_box(
     ax.legend(fontsize=8)
     return ax
 
-# %% ../nbs/12_feature_maps.ipynb #b77de160
+# %% ../nbs/12_feature_maps.ipynb #fd07c962
 def gap_test(
     df:pd.DataFrame, # from `cam_box_table`
     col:str='lift', # the column to compare
