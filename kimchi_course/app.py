@@ -9,13 +9,13 @@ __all__ = ['SPACE_APP', 'SPACE_README', 'is_fastai_export', 'KimchiModel', 'load
            'photo_zoo', 'expand_images', 'top_k', 'iter_predictions', 'predict_files', 'format_prediction',
            'time_predictions', 'predict_cli', 'add_app_cmds', 'label_probs', 'toy_examples', 'build_app', 'write_space']
 
-# %% ../nbs/11_deploy.ipynb #f5642e6a
+# %% ../nbs/11_deploy.ipynb #7ba55773
 import sys, json, time, shutil, zipfile, importlib.metadata
 from pathlib import Path
 import torch
 from .settings import *
 
-# %% ../nbs/11_deploy.ipynb #65f2ffe0
+# %% ../nbs/11_deploy.ipynb #3e5a68b5
 def is_fastai_export(
     fname, # the file to look at
 )->bool:
@@ -28,7 +28,7 @@ def is_fastai_export(
         with open(fname, 'rb') as f: return b'fastai.learner' in f.read(2**20)
     except (OSError, zipfile.BadZipFile): return False
 
-# %% ../nbs/11_deploy.ipynb #f6d0d58e
+# %% ../nbs/11_deploy.ipynb #99285b25
 class KimchiModel:
     "A trained kimchi classifier ready to predict: class names, presize and `probs` for a list of PIL images"
     def __init__(self,
@@ -48,7 +48,7 @@ class KimchiModel:
 
     def __repr__(self): return f"KimchiModel({self.fname.name}, {self.kind}, {len(self.vocab)} classes, presize {self.presize})"
 
-# %% ../nbs/11_deploy.ipynb #61478e04
+# %% ../nbs/11_deploy.ipynb #82c43736
 def _predictor_probs(pr):
     "`probs` for a chapter-03 `KimchiPredictor`: its item transforms per image, then one batch through the model"
     from fastai.vision.all import TensorImage
@@ -95,7 +95,7 @@ def load_model(
     pr = KimchiPredictor(fname, device=device)
     return KimchiModel(_predictor_probs(pr), pr.vocab, max(pr.info['presize']), 'safe', fname, pr.info['meta'])
 
-# %% ../nbs/11_deploy.ipynb #ab914ddd
+# %% ../nbs/11_deploy.ipynb #e52d8325
 def open_photo(
     fn, # an image file (jpg, png, gif, bmp, webp, tif, ...)
     size:int=None, # reduce the short side to this many pixels if it is larger (the model's presize)
@@ -106,7 +106,7 @@ def open_photo(
     im.load()
     return im
 
-# %% ../nbs/11_deploy.ipynb #e71f105f
+# %% ../nbs/11_deploy.ipynb #29286216
 _PROBLEMS = dict(empty='empty file (0 bytes)', not_image='not image data, although the name says so',
                  unreadable='damaged image data', other='not an image file', junk='not an image file (operating-system clutter)',
                  metadata='not an image file (metadata)')
@@ -125,7 +125,7 @@ def photo_problem(
     note = r['note'] if r['status'] in ('unreadable', 'other') else ''
     return f"{why} ({note[:120]})" if note else why
 
-# %% ../nbs/11_deploy.ipynb #f4f34b8d
+# %% ../nbs/11_deploy.ipynb #35847987
 def photo_zoo(
     src, # a photo to copy (any format `open_photo` reads)
     dest, # folder to write into (created; existing files of the same names are replaced)
@@ -148,7 +148,7 @@ def photo_zoo(
     p['truncated.jpg'] = dest/'truncated.jpg'; b = (dest/'rotated-exif.jpg').read_bytes(); p['truncated.jpg'].write_bytes(b[:len(b)//3])
     return p
 
-# %% ../nbs/11_deploy.ipynb #a7c4641e
+# %% ../nbs/11_deploy.ipynb #d1187861
 def expand_images(
     paths, # files and folders as the user gave them
 )->tuple:
@@ -165,7 +165,7 @@ def expand_images(
         else: problems.append((str(p), 'no such file or folder'))
     return files, problems
 
-# %% ../nbs/11_deploy.ipynb #54267bf5
+# %% ../nbs/11_deploy.ipynb #1dec0acc
 def top_k(
     probs:torch.Tensor, # (n, classes) probabilities
     vocab:list, # class names in column order
@@ -206,14 +206,14 @@ def predict_files(
         else: preds.append(dict(file=f, top=top))
     return preds, problems
 
-# %% ../nbs/11_deploy.ipynb #227bc7e6
+# %% ../nbs/11_deploy.ipynb #34bb5dff
 def format_prediction(
     pred:dict, # one prediction from `predict_files`
 )->str:
     "`file: slug (Hangul) 61.2% | ...`: one line per photo"
     return f"{pred['file']}: " + ' | '.join(f"{t['slug']} ({t['hangul']}) {t['prob']:.1%}" if t['hangul'] else f"{t['slug']} {t['prob']:.1%}" for t in pred['top'])
 
-# %% ../nbs/11_deploy.ipynb #1fa81945
+# %% ../nbs/11_deploy.ipynb #28e7e26d
 def _best(f, repeats:int)->float:
     "Fastest of `repeats` timed calls of `f`, in seconds"
     ts = []
@@ -234,7 +234,7 @@ def time_predictions(
     single = _best(lambda: [model.probs([im]) for im in ims], repeats)
     return dict(photos=n, bs=bs, read_ms=1e3*read/n, batch_ms=1e3*batched/n, single_ms=1e3*single/n, speedup=single/batched)
 
-# %% ../nbs/11_deploy.ipynb #8e6018e9
+# %% ../nbs/11_deploy.ipynb #f75c7f2a
 def predict_cli(
     model, # the model file
     images:list, # photo files and folders
@@ -299,7 +299,7 @@ def add_app_cmds(
     a.add_argument('--share', action='store_true', help="also make a temporary public link through Gradio's share service")
     a.set_defaults(func=_app_cmd)
 
-# %% ../nbs/11_deploy.ipynb #efe09abc
+# %% ../nbs/11_deploy.ipynb #75442ec1
 def _gradio():
     "Import Gradio, or explain how to install it"
     try: import gradio as gr
@@ -346,7 +346,7 @@ def build_app(
                         description=f"Upload a photo: the model names the {k} most likely of {len(model.vocab)} kinds of kimchi.{about} "
                                     "Built with kimchi-course.")
 
-# %% ../nbs/11_deploy.ipynb #757afc9e
+# %% ../nbs/11_deploy.ipynb #60d89c62
 SPACE_APP = '''# A Hugging Face Space for a kimchi-course model (written by kimchi_course.app.write_space)
 from kimchi_course.app import build_app
 
