@@ -9,13 +9,13 @@ __all__ = ['SPACE_APP', 'SPACE_README', 'is_fastai_export', 'KimchiModel', 'load
            'photo_zoo', 'expand_images', 'top_k', 'iter_predictions', 'predict_files', 'format_prediction',
            'time_predictions', 'predict_cli', 'add_app_cmds', 'label_probs', 'toy_examples', 'build_app', 'write_space']
 
-# %% ../nbs/11_deploy.ipynb #7ba55773
-import sys, json, time, shutil, zipfile, importlib.metadata
+# %% ../nbs/11_deploy.ipynb #5fe9e563
+import os, sys, json, time, shutil, zipfile, importlib.metadata
 from pathlib import Path
 import torch
 from .settings import *
 
-# %% ../nbs/11_deploy.ipynb #3e5a68b5
+# %% ../nbs/11_deploy.ipynb #a39ffe7e
 def is_fastai_export(
     fname, # the file to look at
 )->bool:
@@ -28,7 +28,7 @@ def is_fastai_export(
         with open(fname, 'rb') as f: return b'fastai.learner' in f.read(2**20)
     except (OSError, zipfile.BadZipFile): return False
 
-# %% ../nbs/11_deploy.ipynb #99285b25
+# %% ../nbs/11_deploy.ipynb #ba8f87d0
 class KimchiModel:
     "A trained kimchi classifier ready to predict: class names, presize and `probs` for a list of PIL images"
     def __init__(self,
@@ -48,7 +48,7 @@ class KimchiModel:
 
     def __repr__(self): return f"KimchiModel({self.fname.name}, {self.kind}, {len(self.vocab)} classes, presize {self.presize})"
 
-# %% ../nbs/11_deploy.ipynb #82c43736
+# %% ../nbs/11_deploy.ipynb #13c99767
 def _predictor_probs(pr):
     "`probs` for a chapter-03 `KimchiPredictor`: its item transforms per image, then one batch through the model"
     from fastai.vision.all import TensorImage
@@ -95,7 +95,7 @@ def load_model(
     pr = KimchiPredictor(fname, device=device)
     return KimchiModel(_predictor_probs(pr), pr.vocab, max(pr.info['presize']), 'safe', fname, pr.info['meta'])
 
-# %% ../nbs/11_deploy.ipynb #e52d8325
+# %% ../nbs/11_deploy.ipynb #77102185
 def open_photo(
     fn, # an image file (jpg, png, gif, bmp, webp, tif, ...)
     size:int=None, # reduce the short side to this many pixels if it is larger (the model's presize)
@@ -106,7 +106,7 @@ def open_photo(
     im.load()
     return im
 
-# %% ../nbs/11_deploy.ipynb #29286216
+# %% ../nbs/11_deploy.ipynb #d29358a3
 _PROBLEMS = dict(empty='empty file (0 bytes)', not_image='not image data, although the name says so',
                  unreadable='damaged image data', other='not an image file', junk='not an image file (operating-system clutter)',
                  metadata='not an image file (metadata)')
@@ -125,7 +125,7 @@ def photo_problem(
     note = r['note'] if r['status'] in ('unreadable', 'other') else ''
     return f"{why} ({note[:120]})" if note else why
 
-# %% ../nbs/11_deploy.ipynb #35847987
+# %% ../nbs/11_deploy.ipynb #277be429
 def photo_zoo(
     src, # a photo to copy (any format `open_photo` reads)
     dest, # folder to write into (created; existing files of the same names are replaced)
@@ -148,7 +148,7 @@ def photo_zoo(
     p['truncated.jpg'] = dest/'truncated.jpg'; b = (dest/'rotated-exif.jpg').read_bytes(); p['truncated.jpg'].write_bytes(b[:len(b)//3])
     return p
 
-# %% ../nbs/11_deploy.ipynb #d1187861
+# %% ../nbs/11_deploy.ipynb #1d7b98a9
 def expand_images(
     paths, # files and folders as the user gave them
 )->tuple:
@@ -165,7 +165,7 @@ def expand_images(
         else: problems.append((str(p), 'no such file or folder'))
     return files, problems
 
-# %% ../nbs/11_deploy.ipynb #1dec0acc
+# %% ../nbs/11_deploy.ipynb #e3106bd7
 def top_k(
     probs:torch.Tensor, # (n, classes) probabilities
     vocab:list, # class names in column order
@@ -206,14 +206,14 @@ def predict_files(
         else: preds.append(dict(file=f, top=top))
     return preds, problems
 
-# %% ../nbs/11_deploy.ipynb #34bb5dff
+# %% ../nbs/11_deploy.ipynb #e682ac34
 def format_prediction(
     pred:dict, # one prediction from `predict_files`
 )->str:
     "`file: slug (Hangul) 61.2% | ...`: one line per photo"
     return f"{pred['file']}: " + ' | '.join(f"{t['slug']} ({t['hangul']}) {t['prob']:.1%}" if t['hangul'] else f"{t['slug']} {t['prob']:.1%}" for t in pred['top'])
 
-# %% ../nbs/11_deploy.ipynb #28e7e26d
+# %% ../nbs/11_deploy.ipynb #22d2e1d9
 def _best(f, repeats:int)->float:
     "Fastest of `repeats` timed calls of `f`, in seconds"
     ts = []
@@ -226,15 +226,17 @@ def time_predictions(
     bs:int=32, # batch size of the batched run
     repeats:int=2, # timed runs of each kind; the fastest counts
 )->dict:
-    "Milliseconds per photo: reading it, and the model batched vs one by one; plus how many times faster the batch is"
+    "Milliseconds per photo: reading it, and the model batched vs one by one; how many times faster the batch is; the load"
+    try: load = os.getloadavg()[0] # other programs competing for the CPU (NaN where the OS doesn't say)
+    except (OSError, AttributeError): load = float('nan')
     ims = [open_photo(f, model.presize) for f in files]; n = len(ims)
     read = _best(lambda: [open_photo(f, model.presize) for f in files], 1)
     model.probs(ims[:bs]) # warm-up
     batched = _best(lambda: [model.probs(ims[i:i+bs]) for i in range(0, n, bs)], repeats)
     single = _best(lambda: [model.probs([im]) for im in ims], repeats)
-    return dict(photos=n, bs=bs, read_ms=1e3*read/n, batch_ms=1e3*batched/n, single_ms=1e3*single/n, speedup=single/batched)
+    return dict(photos=n, bs=bs, read_ms=1e3*read/n, batch_ms=1e3*batched/n, single_ms=1e3*single/n, speedup=single/batched, load=load)
 
-# %% ../nbs/11_deploy.ipynb #f75c7f2a
+# %% ../nbs/11_deploy.ipynb #961c1f44
 def predict_cli(
     model, # the model file
     images:list, # photo files and folders
@@ -270,9 +272,9 @@ def predict_cli(
 def _predict_cmd(a): return predict_cli(a.model, a.images, a.top_k, a.json, a.trust_pickle, a.bs)
 
 def _app_cmd(a):
-    try: demo = build_app(a.model, examples=toy_examples())
+    try: _gradio()
     except ModuleNotFoundError as e: sys.stderr.write(f"kimchi-course app: error: {e}\n"); return 1
-    demo.launch(server_port=a.port, share=a.share)
+    build_app(a.model, examples=toy_examples()).launch(server_port=a.port, share=a.share)
 
 def add_app_cmds(
     sub, # the `add_subparsers()` object of the `kimchi-course` parser
@@ -299,7 +301,7 @@ def add_app_cmds(
     a.add_argument('--share', action='store_true', help="also make a temporary public link through Gradio's share service")
     a.set_defaults(func=_app_cmd)
 
-# %% ../nbs/11_deploy.ipynb #75442ec1
+# %% ../nbs/11_deploy.ipynb #8e9e4d8b
 def _gradio():
     "Import Gradio, or explain how to install it"
     try: import gradio as gr
@@ -340,13 +342,14 @@ def build_app(
         try: return label_probs(model, photo, k)
         except ValueError as e: raise gr.Error(str(e))
     about = f" The model was trained on {model.meta['data']}." if model.meta.get('data') else ''
-    return gr.Interface(fn=predict, inputs=gr.Image(type='filepath', label='a photo of kimchi'),
+    photo = gr.Image(type='filepath', image_mode=None, label='a photo of kimchi') # image_mode=None: the file as uploaded, for open_photo
+    return gr.Interface(fn=predict, inputs=photo,
                         outputs=gr.Label(num_top_classes=k, label=f'top {k}'), examples=[[e] for e in examples] if examples else None,
                         title=title, flagging_mode='never', cache_examples=False,
                         description=f"Upload a photo: the model names the {k} most likely of {len(model.vocab)} kinds of kimchi.{about} "
                                     "Built with kimchi-course.")
 
-# %% ../nbs/11_deploy.ipynb #60d89c62
+# %% ../nbs/11_deploy.ipynb #cd47c039
 SPACE_APP = '''# A Hugging Face Space for a kimchi-course model (written by kimchi_course.app.write_space)
 from kimchi_course.app import build_app
 

@@ -140,6 +140,7 @@ def test_app_built_not_launched(made):
     root, safe, zoo = made
     demo = build_app(safe, examples=[str(zoo['upright.png'])])
     assert isinstance(demo, gr.Interface) and len(demo.examples) == 1
+    assert demo.input_components[0].image_mode is None # the uploaded file reaches open_photo unconverted (EXIF, RGBA, CMYK)
     lp = label_probs(load_model(safe, device='cpu'), zoo['rotated-exif.jpg'])
     assert len(lp) == 3 and all('(' in k for k in lp) and list(lp.values()) == sorted(lp.values(), reverse=True)
     with pytest.raises(ValueError, match='not image data'): label_probs(load_model(safe), zoo['notes.jpg'])
