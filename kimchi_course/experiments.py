@@ -8,23 +8,22 @@ Docs: https://kimchi-course.github.io/kimchi-course/experiments.html.md"""
 __all__ = ['STEP_METHODS', 'HEAVY_AUG', 'METRIC_NAMES', 'TABLE_COLUMNS', 'Experiment', 'parse_experiment', 'parse_experiments',
            'seed_000_experiments', 'config_table', 'SkipExperiment', 'box_coverage', 'crop_skip_reason', 'crop_path',
            'default_results_path', 'append_results', 'read_results', 'results_table', 'results_markdown',
-           'train_experiment', 'run_experiments', 'dish_shares', 'error_by_dish_share']
+           'train_experiment', 'run_experiments']
 
-# %% ../nbs/10_experiments.ipynb #3dffed5b
+# %% ../nbs/10_experiments.ipynb #2e325031
 import json, time, uuid, hashlib, inspect, datetime, os
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 from .settings import *
-from .data import kimchi_path, kimchi_dls, kimchi_slug, scan_images, select_per_class, read_crop_boxes, presize, PresizeReport
+from .data import kimchi_path, kimchi_dls, scan_images, select_per_class, read_crop_boxes, presize, PresizeReport
 from .cli import demo_metrics, metrics_table
 from .bench import ARCHS, get_arch
 from .presizing import torch_threads
 from contextlib import nullcontext
 from fastai.vision.all import Learner, vision_learner, aug_transforms
-from PIL import Image
 
-# %% ../nbs/10_experiments.ipynb #758dfa9a
+# %% ../nbs/10_experiments.ipynb #3b943b09
 STEP_METHODS = ('fine_tune', 'fit_one_cycle', 'fit_flat_cos', 'fit')
 _EPOCH_ARG = dict(fine_tune='epochs', fit_one_cycle='n_epoch', fit_flat_cos='n_epoch', fit='n_epoch')
 _AUG_ARGS = [p for p in inspect.signature(aug_transforms).parameters if p != 'size']
@@ -46,7 +45,7 @@ def _check_step(step, name:str)->tuple:
         raise ValueError(f"experiment {name!r}: {m} needs {_EPOCH_ARG[m]}= a whole number of epochs >= 1, got {n!r}")
     return m, dict(kw)
 
-# %% ../nbs/10_experiments.ipynb #48f40c64
+# %% ../nbs/10_experiments.ipynb #6a5e3e2f
 @dataclass
 class Experiment:
     "One row of an experiment table: architecture, augmentation, training steps and whether to crop to the dish"
@@ -79,7 +78,7 @@ class Experiment:
         return dict(name=self.name, arch=self.arch, aug=dict(self.aug), steps=[[m, dict(kw)] for m,kw in self.steps],
                     crop_to_box=self.crop_to_box, note=self.note)
 
-# %% ../nbs/10_experiments.ipynb #44167af5
+# %% ../nbs/10_experiments.ipynb #062ec09e
 _FIELDS = ('name', 'arch', 'aug', 'steps', 'crop_to_box', 'note')
 
 def parse_experiment(
@@ -108,7 +107,7 @@ def parse_experiments(
     if dup: raise ValueError(f"experiment names must be unique; repeated: {', '.join(dup)}")
     return exps
 
-# %% ../nbs/10_experiments.ipynb #26f30735
+# %% ../nbs/10_experiments.ipynb #4c554708
 HEAVY_AUG = dict(flip_vert=True, max_rotate=20, max_zoom=1.2, max_lighting=0.3, max_warp=0.2) # seed 000's row 3
 
 def seed_000_experiments(
@@ -133,7 +132,7 @@ def seed_000_experiments(
             Experiment('4-resnet18-crop', 'resnet18', aug, [ft(base_lr), foc], crop_to_box=True,
                        note='row 1 on images cropped to their crop_area.properties boxes')]
 
-# %% ../nbs/10_experiments.ipynb #a61926bf
+# %% ../nbs/10_experiments.ipynb #6e0db00f
 def _aug_text(aug:dict)->str:
     "Augmentation arguments as text"
     return ', '.join(f'{k}={v!r}' for k,v in aug.items()) or 'defaults'
@@ -145,7 +144,7 @@ def config_table(
     return pd.DataFrame([dict(experiment=e.name, arch=e.arch, aug=_aug_text(e.aug), schedule=e.schedule,
                               crop_to_box=e.crop_to_box, note=e.note) for e in parse_experiments(exps)]).set_index('experiment')
 
-# %% ../nbs/10_experiments.ipynb #9b3fbf06
+# %% ../nbs/10_experiments.ipynb #aceb6b86
 class SkipExperiment(Exception):
     "An experiment that cannot run on this data; the message says why"
 
@@ -173,7 +172,7 @@ def crop_skip_reason(
     if k < min_share*n: return f"only {k} of {n} images ({k/n:.0%}) have a usable crop box, fewer than min_share={min_share:.0%}"
     return ''
 
-# %% ../nbs/10_experiments.ipynb #7d82de19
+# %% ../nbs/10_experiments.ipynb #8edb1059
 def crop_path(
     src, # the raw source: a folder of class folders with `crop_area.properties` files
     n_per_class:int=None, # at most this many images per class, picked like `kimchi_path` does (`None`: all)
@@ -195,7 +194,7 @@ def crop_path(
     if len(rep.failed): raise ValueError(f"{len(rep.failed)} images could not be cropped, e.g. {rep.failed.iloc[0].src}: {rep.failed.iloc[0].note}")
     return rep
 
-# %% ../nbs/10_experiments.ipynb #ee6f453c
+# %% ../nbs/10_experiments.ipynb #60f651ef
 METRIC_NAMES = dict(accuracy='accuracy', error_rate='error_rate', precision_score='precision_macro', recall_score='recall_macro', valid_loss='valid_loss')
 TABLE_COLUMNS = ['arch', 'aug', 'schedule', 'crop_to_box', 'status', 'accuracy', 'error_rate', 'precision_macro',
                  'recall_macro', 'valid_loss', 'seconds', 'n_train', 'n_valid', 'valid_set', 'data', 'reason', 'date', 'run_id']
@@ -266,7 +265,7 @@ def results_table(
     df = df.set_index('experiment').loc[order]
     return df[[c for c in (columns or TABLE_COLUMNS) if c in df.columns]]
 
-# %% ../nbs/10_experiments.ipynb #d4af4a94
+# %% ../nbs/10_experiments.ipynb #5e419187
 _MODE_NOTE = dict(full="full mode: real kimchi photos, pretrained weights, on a GPU",
                   smoke="smoke mode: synthetic toy-kimchi, random weights, tiny images, a few epochs on a CPU; it shows the machinery works, not which model is better")
 
@@ -302,7 +301,7 @@ def results_markdown(
                               '|---|---|---|---|---|---|---|---|---|', *rows]))
     return '\n\n'.join(out) or f"No experiment results for {', '.join(modes)} in {p.name}."
 
-# %% ../nbs/10_experiments.ipynb #9b3d25a2
+# %% ../nbs/10_experiments.ipynb #207e3399
 def _valid_set(dls)->str:
     "A fingerprint of the validation files (class folder/name), equal across rows that share a split"
     names = sorted(f'{Path(f).parent.name}/{Path(f).name}' for f in dls.valid_ds.items)
@@ -324,7 +323,7 @@ def train_experiment(
         met = {METRIC_NAMES.get(k, k):v for k,v in metrics_table(learn).items()}
     return learn, dict(status='done', reason='', **met, seconds=seconds, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), valid_set=_valid_set(dls))
 
-# %% ../nbs/10_experiments.ipynb #9cff41ad
+# %% ../nbs/10_experiments.ipynb #c9453749
 def _data_text(src:Path, s:CourseSettings, crop:str='')->str:
     "What a row trained on, in words"
     kind = 'toy-kimchi (synthetic)' if src.name.startswith('toy-kimchi') else f'kimchi photos from {src.name}'
@@ -367,35 +366,3 @@ def run_experiments(
     p = append_results(records, results, keep_runs)
     df = pd.DataFrame(records).set_index('experiment')
     return df[[c for c in TABLE_COLUMNS if c in df.columns]]
-
-# %% ../nbs/10_experiments.ipynb #aaea0a9d
-def dish_shares(
-    files, # cached (presized) image files: `<class slug>/<stem>.jpg`
-    src, # the raw source folder with the class folders and their `crop_area.properties`
-)->list:
-    "The share of each source image's area its crop box covers (`nan` where the image or the box is missing)"
-    folders = {}
-    for d in Path(src).iterdir():
-        try: folders[kimchi_slug(d.name)] = d
-        except ValueError: pass
-    boxes,res = {},[]
-    for f in map(Path, files):
-        d = folders.get(f.parent.name)
-        if d is None: res.append(float('nan')); continue
-        if d not in boxes: boxes[d] = (read_crop_boxes(d), {p.stem.lower():p for p in d.iterdir() if p.is_file()})
-        b,stems = boxes[d]; box,orig = b.get(f.stem),stems.get(f.stem.lower())
-        if box is None or orig is None: res.append(float('nan')); continue
-        with Image.open(orig) as im: w,h = im.size
-        res.append(min(1., box[2]*box[3]/(w*h)))
-    return res
-
-def error_by_dish_share(
-    learn:Learner, # a trained learner
-    src, # the raw source folder (for the boxes)
-)->pd.DataFrame:
-    "Per validation image: true class, prediction, right or wrong, and the share of the frame the dish covers"
-    with learn.no_bar(): probs,targs = learn.get_preds(ds_idx=1)
-    items = learn.dls.valid_ds.items; vocab = learn.dls.vocab
-    return pd.DataFrame(dict(file=[Path(f).name for f in items], actual=[vocab[int(t)] for t in targs],
-                             predicted=[vocab[int(p)] for p in probs.argmax(1)], correct=(probs.argmax(1) == targs).numpy(),
-                             dish_share=dish_shares(items, src)))
