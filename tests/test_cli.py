@@ -6,7 +6,7 @@ def test_help():
     r = run_cli('--help')
     assert r.returncode == 0 and 'demo' in r.stdout
 
-@pytest.mark.parametrize('cmd, opt', [('demo', '--out'), ('prepare', '--per-class'), ('bench-presize', '--workers')])
+@pytest.mark.parametrize('cmd, opt', [('demo', '--out'), ('prepare', '--per-class'), ('bench-presize', '--workers'), ('predict', '--top-k'), ('app', '--port')])
 def test_subcommand_help(cmd, opt):
     r = run_cli(cmd, '--help')
     assert r.returncode == 0 and opt in r.stdout
