@@ -8,14 +8,14 @@ Docs: https://kimchi-course.github.io/kimchi-course/epochs.html.md"""
 __all__ = ['HistoryCallback', 'history', 'better_when_higher', 'best_epoch', 'fake_history', 'loss_gap', 'retrain_epochs',
            'plot_history']
 
-# %% ../nbs/07_epochs.ipynb #72190880
+# %% ../nbs/07_epochs.ipynb #a74a6295
 import time, math
 from pathlib import Path
 import numpy as np, pandas as pd
 from .settings import *
 from fastai.learner import Callback, Recorder
 
-# %% ../nbs/07_epochs.ipynb #d32cb30f
+# %% ../nbs/07_epochs.ipynb #cb177763
 class HistoryCallback(Callback):
     "Keep one row per epoch across every fit of a `Learner`: fit, phase, global epoch, lr, losses, metrics"
     order = Recorder.order+1 # run after `Recorder` has stored the epoch's values
@@ -48,7 +48,7 @@ def history(
                          "(or call `learn.add_cb(HistoryCallback())`) before training")
     return cb.df
 
-# %% ../nbs/07_epochs.ipynb #4f9508cc
+# %% ../nbs/07_epochs.ipynb #503d9127
 _LOWER = ('loss', 'error', 'mse', 'mae', 'rmse', 'perplexity')
 _HIGHER = ('accuracy', 'precision', 'recall', 'f1', 'fbeta', 'roc_auc', 'matthews', 'kappa', 'dice', 'jaccard', 'r2')
 
@@ -73,7 +73,7 @@ def best_epoch(
     if v.isna().all(): raise ValueError(f"every value of {metric!r} is missing (NaN): nothing to choose from")
     return int(hist['epoch'].loc[v.idxmax() if hib else v.idxmin()])
 
-# %% ../nbs/07_epochs.ipynb #961d9651
+# %% ../nbs/07_epochs.ipynb #8573d7fd
 def fake_history(
     **cols, # column name -> list of per-epoch values, e.g. train_loss=[...], valid_loss=[...], accuracy=[...]
 )->pd.DataFrame:
@@ -82,7 +82,7 @@ def fake_history(
     base = dict(fit=[1]*n, phase=['unfrozen']*n, fit_epoch=list(range(n)), epoch=list(range(n)), lr=[np.nan]*n)
     return pd.DataFrame({**base, **cols})
 
-# %% ../nbs/07_epochs.ipynb #4b045372
+# %% ../nbs/07_epochs.ipynb #6ead54ce
 def loss_gap(
     hist:pd.DataFrame, # a training history with `train_loss` and `valid_loss`
 )->pd.Series:
@@ -97,7 +97,7 @@ def retrain_epochs(
     if not 0 <= epoch < len(hist): raise ValueError(f"epoch {epoch} is not in the history (epochs 0 to {len(hist)-1})")
     return [int(n) for n in hist[hist['epoch'] <= epoch].groupby('fit', sort=True).size()]
 
-# %% ../nbs/07_epochs.ipynb #060d3b51
+# %% ../nbs/07_epochs.ipynb #472e472e
 def plot_history(
     hist:pd.DataFrame, # a training history (see `history`)
     metric:str='accuracy', # the metric to draw on the right-hand axis
