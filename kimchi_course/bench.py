@@ -8,8 +8,8 @@ Docs: https://kimchi-course.github.io/kimchi-course/deeper_fp16.html.md"""
 __all__ = ['ARCHS', 'PRECISIONS', 'get_arch', 'StepProbe', 'peak_memory', 'set_precision', 'bench', 'bench_table', 'speedup',
            'step_memory', 'largest_batch', 'batch_fits']
 
-# %% ../nbs/08_deeper_fp16.ipynb #130fb829
-import gc, time, math, warnings, statistics
+# %% ../nbs/08_deeper_fp16.ipynb #2c26dfb0
+import gc, time, math, random, warnings, statistics
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -18,7 +18,7 @@ from fastai.vision.all import *
 from fastai.callback.fp16 import MixedPrecision
 from torchvision.models import efficientnet_v2_s
 
-# %% ../nbs/08_deeper_fp16.ipynb #6781e2cf
+# %% ../nbs/08_deeper_fp16.ipynb #a8b2db2b
 ARCHS = dict(resnet18=resnet18, resnet34=resnet34, resnet50=resnet50, efficientnet_v2_s=efficientnet_v2_s)
 
 def get_arch(
@@ -28,25 +28,27 @@ def get_arch(
     if name not in ARCHS: raise ValueError(f"unknown architecture {name!r}; use one of {', '.join(ARCHS)}")
     return ARCHS[name]
 
-# %% ../nbs/08_deeper_fp16.ipynb #2ee2e1cd
+# %% ../nbs/08_deeper_fp16.ipynb #44aece8e
 def _sync(device):
     "Wait for queued GPU work, so a timer measures the work and not just its launch"
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
 
 class StepProbe(Callback):
-    "Time `steps` training batches after `warmup` untimed ones, note the compute dtype, then stop the fit"
+    "Time training batches after `warmup` untimed ones and note the compute dtype; stop the fit after `steps` if given"
     order = MixedPrecision.order-1 # before MixedPrecision turns the prediction back into fp32
-    def __init__(self, steps:int=3, warmup:int=1): self.steps,self.warmup = steps,warmup
+    def __init__(self, steps:int=None, warmup:int=1): self.steps,self.warmup = steps,warmup
     def before_fit(self): self.times,self.n,self.dtype,self.autocast = [],0,None,None
-    def before_batch(self): _sync(self.dls.device); self.t0 = time.perf_counter()
+    def before_batch(self):
+        if self.training: _sync(self.dls.device); self.t0 = time.perf_counter()
     def after_pred(self):
         if self.dtype is None: self.dtype,self.autocast = self.pred.dtype,torch.is_autocast_enabled(self.dls.device.type)
     def after_batch(self):
+        if not self.training: return
         _sync(self.dls.device); self.n += 1
         if self.n > self.warmup: self.times.append(time.perf_counter() - self.t0)
-        if len(self.times) >= self.steps: raise CancelFitException()
+        if self.steps and len(self.times) >= self.steps: raise CancelFitException()
 
-# %% ../nbs/08_deeper_fp16.ipynb #940488a8
+# %% ../nbs/08_deeper_fp16.ipynb #2d425a28
 def _proc_kb(key:str)->int:
     "A `kB` line of `/proc/self/status` (e.g. VmRSS, VmHWM); `None` where there is no /proc"
     try: line = next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith(key+':'))
@@ -86,7 +88,7 @@ def peak_memory(
         else:
             base = _lifetime_peak_mb(); yield r; r.mb,r.kind = _lifetime_peak_mb() - base,'lifetime peak RSS growth'
 
-# %% ../nbs/08_deeper_fp16.ipynb #deaa63e0
+# %% ../nbs/08_deeper_fp16.ipynb #ff26f5b6
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 
 def set_precision(
@@ -101,33 +103,31 @@ def bench(
     dls:DataLoaders, # the data (its batch size and image size are what gets measured)
     arch:str='resnet18', # one of `ARCHS`
     precision:str='fp32', # one of `PRECISIONS`
-    steps:int=3, # timed training batches
+    steps:int=3, # timed training batches (at least)
     warmup:int=1, # untimed batches before them
-    epochs:int=0, # 1cycle epochs before measuring accuracy (0: no training, accuracy NaN)
-    lr:float=1e-2, # learning rate of those epochs
+    epochs:int=0, # 1cycle epochs to train and time, then measure accuracy (0: just time `steps` batches)
+    lr:float=2e-3, # learning rate of those epochs
     pretrained:bool=False, # start from ImageNet weights?
-    seed:int=42, # seed for the head's (and, without `pretrained`, the body's) random weights
+    seed:int=42, # seed for the weights, the augmentation and the order of the batches
 )->dict:
     "Parameters, median seconds/batch, peak memory, compute dtype and accuracy of `arch` at `precision`"
     with warnings.catch_warnings(record=True) as caught:
-        seed_everything(seed)
+        seed_everything(seed); dls.train.rng = random.Random(seed) # the same batches, in the same order, for every row
         learn = set_precision(vision_learner(dls, get_arch(arch), pretrained=pretrained, metrics=accuracy), precision)
-        acc = loss = float('nan'); t0 = time.perf_counter()
-        with learn.no_bar(), learn.no_logging():
-            if epochs: learn.fit_one_cycle(epochs, lr); loss,acc = map(float, learn.validate()[:2])
-            train_s = time.perf_counter() - t0
-            probe = StepProbe(steps, warmup)
-            with peak_memory(dls.device) as mem: learn.fit(math.ceil((steps+warmup)/len(dls.train)), lr, cbs=probe)
+        probe,acc,loss = StepProbe(None if epochs else steps, warmup),float('nan'),float('nan')
+        with learn.no_bar(), learn.no_logging(), peak_memory(dls.device) as mem:
+            if epochs: learn.fit_one_cycle(epochs, lr, cbs=probe); loss,acc = map(float, learn.validate()[:2])
+            else: learn.fit(math.ceil((steps+warmup)/len(dls.train)), lr, cbs=probe)
     if len(probe.times) < steps: raise ValueError(f"only {len(probe.times)} batches were timed; use fewer steps or more data")
-    return dict(arch=arch, precision=precision, device=dls.device.type, bs=dls.bs, size=dls.one_batch()[0].shape[-1],
+    return dict(arch=arch, precision=precision, device=dls.device.type, bs=dls.bs,
                 params_M=sum(p.numel() for p in learn.model.parameters())/1e6,
-                s_per_batch=statistics.median(probe.times), peak_MB=mem.mb, memory=mem.kind,
+                s_per_batch=statistics.median(probe.times), timed=len(probe.times), peak_MB=mem.mb, memory=mem.kind,
                 compute_dtype=str(probe.dtype).replace('torch.', ''), autocast=probe.autocast,
                 weight_dtype=str(next(learn.model.parameters()).dtype).replace('torch.', ''),
-                epochs=epochs, accuracy=acc, valid_loss=loss, train_s=train_s if epochs else float('nan'),
+                epochs=epochs, accuracy=acc, valid_loss=loss,
                 warnings=' | '.join(sorted({str(w.message) for w in caught})))
 
-# %% ../nbs/08_deeper_fp16.ipynb #d7c8df44
+# %% ../nbs/08_deeper_fp16.ipynb #ad5db74b
 def bench_table(
     dls:DataLoaders, # the data, shared by every row
     archs=('resnet18', 'resnet34', 'resnet50', 'efficientnet_v2_s'), # architectures to compare
@@ -146,7 +146,7 @@ def speedup(
     t = table['s_per_batch'].unstack('precision')
     return (t[base]/t[other]).rename(f'{other} speed-up over {base}')
 
-# %% ../nbs/08_deeper_fp16.ipynb #f9df9dde
+# %% ../nbs/08_deeper_fp16.ipynb #58796c9f
 def step_memory(
     model:nn.Module, # the model (on its device)
     bs:int, # batch size
@@ -165,10 +165,10 @@ def step_memory(
     model.zero_grad(set_to_none=True)
     return m.mb
 
-# %% ../nbs/08_deeper_fp16.ipynb #d4279af5
+# %% ../nbs/08_deeper_fp16.ipynb #61ce1d9a
 def largest_batch(
     fits, # `fits(bs) -> bool`: does a training step with batch size `bs` fit?
-    start:int=1, # the first batch size to try
+    start:int=2, # the first batch size to try (BatchNorm needs 2+ images per training batch)
     limit:int=1024, # never try more than this
 )->int:
     "The largest batch size for which `fits` is true: double from `start` until it fails, then bisect"
