@@ -15,7 +15,7 @@ def test_peak_memory_sees_a_big_allocation():
 
 def test_largest_batch_is_monotone_search():
     for cap in (1, 2, 3, 7, 64, 100, 1000):
-        assert largest_batch(lambda bs: bs <= cap, limit=1024) == cap
+        assert largest_batch(lambda bs: bs <= cap, start=1, limit=1024) == cap
     assert largest_batch(lambda bs: True, limit=1000) == 512
 
 def test_budget_on_a_small_model():
