@@ -8,7 +8,7 @@ Docs: https://kimchi-course.github.io/kimchi-course/deeper_fp16.html.md"""
 __all__ = ['ARCHS', 'PRECISIONS', 'get_arch', 'StepProbe', 'peak_memory', 'set_precision', 'bench', 'bench_table', 'speedup',
            'step_memory', 'largest_batch', 'batch_fits']
 
-# %% ../nbs/08_deeper_fp16.ipynb #2c26dfb0
+# %% ../nbs/08_deeper_fp16.ipynb #6c628e5b
 import gc, time, math, random, warnings, statistics
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +18,7 @@ from fastai.vision.all import *
 from fastai.callback.fp16 import MixedPrecision
 from torchvision.models import efficientnet_v2_s
 
-# %% ../nbs/08_deeper_fp16.ipynb #a8b2db2b
+# %% ../nbs/08_deeper_fp16.ipynb #425ce5d7
 ARCHS = dict(resnet18=resnet18, resnet34=resnet34, resnet50=resnet50, efficientnet_v2_s=efficientnet_v2_s)
 
 def get_arch(
@@ -28,7 +28,7 @@ def get_arch(
     if name not in ARCHS: raise ValueError(f"unknown architecture {name!r}; use one of {', '.join(ARCHS)}")
     return ARCHS[name]
 
-# %% ../nbs/08_deeper_fp16.ipynb #44aece8e
+# %% ../nbs/08_deeper_fp16.ipynb #65979195
 def _sync(device):
     "Wait for queued GPU work, so a timer measures the work and not just its launch"
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
@@ -48,7 +48,7 @@ class StepProbe(Callback):
         if self.n > self.warmup: self.times.append(time.perf_counter() - self.t0)
         if self.steps and len(self.times) >= self.steps: raise CancelFitException()
 
-# %% ../nbs/08_deeper_fp16.ipynb #2d425a28
+# %% ../nbs/08_deeper_fp16.ipynb #dec8b129
 def _proc_kb(key:str)->int:
     "A `kB` line of `/proc/self/status` (e.g. VmRSS, VmHWM); `None` where there is no /proc"
     try: line = next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith(key+':'))
@@ -88,7 +88,7 @@ def peak_memory(
         else:
             base = _lifetime_peak_mb(); yield r; r.mb,r.kind = _lifetime_peak_mb() - base,'lifetime peak RSS growth'
 
-# %% ../nbs/08_deeper_fp16.ipynb #ff26f5b6
+# %% ../nbs/08_deeper_fp16.ipynb #30734416
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 
 def set_precision(
@@ -112,6 +112,7 @@ def bench(
 )->dict:
     "Parameters, median seconds/batch, peak memory, compute dtype and accuracy of `arch` at `precision`"
     with warnings.catch_warnings(record=True) as caught:
+        quiet_known_warnings() # the known library noise stays hidden even if other code left an 'always' filter in front
         seed_everything(seed); dls.train.rng = random.Random(seed) # the same batches, in the same order, for every row
         learn = set_precision(vision_learner(dls, get_arch(arch), pretrained=pretrained, metrics=accuracy), precision)
         probe,acc,loss = StepProbe(None if epochs else steps, warmup),float('nan'),float('nan')
@@ -127,7 +128,7 @@ def bench(
                 epochs=epochs, accuracy=acc, valid_loss=loss,
                 warnings=' | '.join(sorted({str(w.message) for w in caught})))
 
-# %% ../nbs/08_deeper_fp16.ipynb #ad5db74b
+# %% ../nbs/08_deeper_fp16.ipynb #53ab8399
 def bench_table(
     dls:DataLoaders, # the data, shared by every row
     archs=('resnet18', 'resnet34', 'resnet50', 'efficientnet_v2_s'), # architectures to compare
@@ -146,7 +147,7 @@ def speedup(
     t = table['s_per_batch'].unstack('precision')
     return (t[base]/t[other]).rename(f'{other} speed-up over {base}')
 
-# %% ../nbs/08_deeper_fp16.ipynb #58796c9f
+# %% ../nbs/08_deeper_fp16.ipynb #4c265ea7
 def step_memory(
     model:nn.Module, # the model (on its device)
     bs:int, # batch size
@@ -165,10 +166,10 @@ def step_memory(
     model.zero_grad(set_to_none=True)
     return m.mb
 
-# %% ../nbs/08_deeper_fp16.ipynb #61ce1d9a
+# %% ../nbs/08_deeper_fp16.ipynb #fdbee78a
 def largest_batch(
     fits, # `fits(bs) -> bool`: does a training step with batch size `bs` fit?
-    start:int=2, # the first batch size to try (BatchNorm needs 2+ images per training batch)
+    start:int=2, # the first batch size to try (2: batch norm needs more than one image to train)
     limit:int=1024, # never try more than this
 )->int:
     "The largest batch size for which `fits` is true: double from `start` until it fails, then bisect"

@@ -8,14 +8,14 @@ Docs: https://kimchi-course.github.io/kimchi-course/epochs.html.md"""
 __all__ = ['HistoryCallback', 'history', 'better_when_higher', 'best_epoch', 'fake_history', 'loss_gap', 'retrain_epochs',
            'plot_history']
 
-# %% ../nbs/07_epochs.ipynb #a74a6295
+# %% ../nbs/07_epochs.ipynb #553a09df
 import time, math
 from pathlib import Path
 import numpy as np, pandas as pd
 from .settings import *
 from fastai.learner import Callback, Recorder
 
-# %% ../nbs/07_epochs.ipynb #cb177763
+# %% ../nbs/07_epochs.ipynb #7c179f6a
 class HistoryCallback(Callback):
     "Keep one row per epoch across every fit of a `Learner`: fit, phase, global epoch, lr, losses, metrics"
     order = Recorder.order+1 # run after `Recorder` has stored the epoch's values
@@ -48,7 +48,7 @@ def history(
                          "(or call `learn.add_cb(HistoryCallback())`) before training")
     return cb.df
 
-# %% ../nbs/07_epochs.ipynb #503d9127
+# %% ../nbs/07_epochs.ipynb #0e347e65
 _LOWER = ('loss', 'error', 'mse', 'mae', 'rmse', 'perplexity')
 _HIGHER = ('accuracy', 'precision', 'recall', 'f1', 'fbeta', 'roc_auc', 'matthews', 'kappa', 'dice', 'jaccard', 'r2')
 
@@ -73,7 +73,7 @@ def best_epoch(
     if v.isna().all(): raise ValueError(f"every value of {metric!r} is missing (NaN): nothing to choose from")
     return int(hist['epoch'].loc[v.idxmax() if hib else v.idxmin()])
 
-# %% ../nbs/07_epochs.ipynb #8573d7fd
+# %% ../nbs/07_epochs.ipynb #e2fdbd90
 def fake_history(
     **cols, # column name -> list of per-epoch values, e.g. train_loss=[...], valid_loss=[...], accuracy=[...]
 )->pd.DataFrame:
@@ -82,7 +82,7 @@ def fake_history(
     base = dict(fit=[1]*n, phase=['unfrozen']*n, fit_epoch=list(range(n)), epoch=list(range(n)), lr=[np.nan]*n)
     return pd.DataFrame({**base, **cols})
 
-# %% ../nbs/07_epochs.ipynb #6ead54ce
+# %% ../nbs/07_epochs.ipynb #56ba94aa
 def loss_gap(
     hist:pd.DataFrame, # a training history with `train_loss` and `valid_loss`
 )->pd.Series:
@@ -97,7 +97,7 @@ def retrain_epochs(
     if not 0 <= epoch < len(hist): raise ValueError(f"epoch {epoch} is not in the history (epochs 0 to {len(hist)-1})")
     return [int(n) for n in hist[hist['epoch'] <= epoch].groupby('fit', sort=True).size()]
 
-# %% ../nbs/07_epochs.ipynb #472e472e
+# %% ../nbs/07_epochs.ipynb #f6cbf635
 def plot_history(
     hist:pd.DataFrame, # a training history (see `history`)
     metric:str='accuracy', # the metric to draw on the right-hand axis
@@ -119,6 +119,6 @@ def plot_history(
         ax.axvline(chosen, color='C3', ls=':', lw=2, label=f'chosen: epoch {chosen}')
     ax.set_xlabel('epoch (global, 0-based)'); ax.set_ylabel('loss'); ax.set_xticks(list(x))
     hs = ax.get_legend_handles_labels(); hs2 = ax2.get_legend_handles_labels()
-    ax.legend(hs[0]+hs2[0], hs[1]+hs2[1], loc='center right', fontsize='small')
+    ax.legend(hs[0]+hs2[0], hs[1]+hs2[1], loc='upper center', bbox_to_anchor=(0.5, -0.15), ncol=4, fontsize='small')
     if title: ax.set_title(title)
     return ax
