@@ -36,7 +36,10 @@ def _sync(device):
 class StepProbe(Callback):
     "Time training batches after `warmup` untimed ones and note the compute dtype; stop the fit after `steps` if given"
     order = MixedPrecision.order-1 # before MixedPrecision turns the prediction back into fp32
-    def __init__(self, steps:int=None, warmup:int=1): self.steps,self.warmup = steps,warmup
+    def __init__(self,
+        steps:int=None, # stop the fit after timing this many batches (None: let it run)
+        warmup:int=1, # untimed batches first
+    ): self.steps,self.warmup = steps,warmup
     def before_fit(self): self.times,self.n,self.dtype,self.autocast = [],0,None,None
     def before_batch(self):
         if self.training: _sync(self.dls.device); self.t0 = time.perf_counter()
