@@ -398,8 +398,8 @@ def scan_images(
     files = sorted((Path(r)/f for r,_,fs in os.walk(path) for f in fs if f not in _MARKERS), key=_natural_key)
     chk = partial(check_image, min_size=min_size)
     if workers == 0: rows = [chk(f) for f in files]
-    else:
-        with ThreadPoolExecutor(workers or min(16, 2*(os.cpu_count() or 1))) as ex: rows = list(ex.map(chk, files))
+    else: # check_image changes warning filters, which are global: restore them once the threads are done
+        with warnings.catch_warnings(), ThreadPoolExecutor(workers or min(16, 2*(os.cpu_count() or 1))) as ex: rows = list(ex.map(chk, files))
     df = pd.DataFrame(rows, columns=['status', 'format', 'mode', 'width', 'height', 'orientation', 'note'])
     df[['width', 'height', 'orientation']] = df[['width', 'height', 'orientation']].astype('Int64')
     df.insert(0, 'path', files)
