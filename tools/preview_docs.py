@@ -1,6 +1,6 @@
 """Offline preview of the docs site: what nbdev hands to Quarto, rendered to static HTML without Quarto.
 
-Usage: python tools/preview_docs.py [--out _preview] [--only 00_settings.ipynb ...]
+Usage: python tools/preview_docs.py [--out _preview] [--only 00_core.ipynb ...]
 
 1. nbdev's own processing (`nbdev.serve.proc_nbs`, the step `nbdev-docs` runs before Quarto) writes the processed
    notebooks to `_proc/`: frontmatter from the title cell, `show_doc` tables for every exported symbol, `#| hide`

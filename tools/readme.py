@@ -43,7 +43,7 @@ def readme_text(nb_path:Path=ROOT/'nbs'/'index.ipynb')->str:
 
 def sidebar_text(nbs:Path=ROOT/'nbs')->str:
     "nbs/sidebar.yml: the home page, then every chapter in order with its number and title"
-    from kimchi_course.settings import chapter_info
+    from kimchi_course.core import chapter_info
     items = ['      - index.ipynb']
     for nb in sorted(nbs.glob('[0-9]*.ipynb')):
         title = f"{nb.name.split('_')[0]} · {chapter_info(nb)['title']}".replace('"', "'")

@@ -3,6 +3,7 @@
 #   1. nbdev sync: nbdev-export and nbdev-clean must leave no change,
 #   2. every notebook top to bottom with nbdev-test (smoke mode: nbdev-test sets IN_TEST),
 #   3. pytest (CLI, packaging, README, docs preview, hostile data). Its summary is the last line.
+# Neither step may change a tracked file or leave a new one: caches and results go under KIMCHI_CACHE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,7 @@ if [ "$before" != "$after" ]; then
   exit 1
 fi
 echo "in sync"
+clean=$(git status --porcelain 2>/dev/null || true)
 
 echo "== nbdev-test: every notebook in smoke mode"
 # Two notebooks run at once on a 2-core machine: one torch thread each. With torch's default (a thread per core)
@@ -33,5 +35,17 @@ start=$SECONDS
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nbdev-test --n-workers 2 --timing
 echo "nbdev-test took $((SECONDS - start)) s"
 
+untouched() {
+  if [ "$(git status --porcelain 2>/dev/null || true)" != "$clean" ]; then
+    echo "$1 changed the working tree (tests must write under KIMCHI_CACHE, not into the repository):" >&2
+    diff <(echo "$clean") <(git status --porcelain) >&2 || true
+    return 1
+  fi
+}
+untouched nbdev-test
+
 echo "== pytest"
-python -m pytest
+status=0
+python -m pytest || status=$?
+untouched pytest || status=1
+exit $status
