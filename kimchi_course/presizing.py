@@ -8,7 +8,7 @@ Docs: https://kimchi-course.github.io/kimchi-course/presizing.html.md"""
 __all__ = ['PHOTO_CREDITS', 'PIPELINES', 'sample_photos', 'square_crops', 'AugDraw', 'random_draws', 'fixed_affine_tfms',
            'with_coverage', 'composed_pipeline', 'stepwise_pipeline', 'reference_render', 'torch_threads', 'grey',
            'covered', 'padded_fraction', 'sharpness', 'psnr', 'ssim', 'compare_pipelines', 'detail_box',
-           'show_pipelines', 'quality_table', 'wins', 'item_epoch_seconds']
+           'show_pipelines', 'quality_table', 'wins', 'item_epoch_seconds', 'bench_presize']
 
 # %% ../nbs/02_presizing.ipynb #9715acd3
 import os, math, time, random, shutil, tempfile, warnings
@@ -16,8 +16,9 @@ from functools import reduce
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
-from .settings import *
-from .data import kimchi_block
+from .core import *
+from .presize_cache import presize
+from .dataloaders import kimchi_block
 from fastai.vision.all import *
 
 # %% ../nbs/02_presizing.ipynb #f380b620
@@ -274,3 +275,66 @@ def item_epoch_seconds(
     for dl in dls:
         for _ in dl: pass
     return time.perf_counter()-start
+
+# %% ../nbs/02_presizing.ipynb #c02250d2
+def _bench_photos(
+    dest:Path, # folder to write the photos into
+    n:int, # how many
+    photo_size:tuple, # (width, height) in pixels
+    seed:int=0, # seed of the crops and the noise
+    quality:int=92, # JPEG quality of the photos
+)->list:
+    "Write `n` photo-like JPEGs: scikit-learn's sample photos, cropped, enlarged and given sensor-like noise"
+    from sklearn.datasets import load_sample_images
+    base = load_sample_images().images # china.jpg and flower.jpg (CC BY 2.0), shipped with scikit-learn
+    rng = np.random.default_rng(seed); W,H = photo_size; dest.mkdir(parents=True, exist_ok=True); res = []
+    for i in range(n):
+        fn = dest/f'photo_{i:03d}.jpg'; res.append(fn)
+        if i >= 8: shutil.copyfile(res[i % 8], fn); continue # 8 different photos are plenty; the rest are copies
+        a = base[i % len(base)]; h,w = a.shape[:2]
+        ch,cw = int(h*rng.uniform(0.7, 1)), int(w*rng.uniform(0.7, 1))
+        y,x = rng.integers(0, h-ch+1), rng.integers(0, w-cw+1)
+        im = Image.fromarray(a[y:y+ch, x:x+cw]).resize((W, H), Image.BICUBIC)
+        a = np.asarray(im, dtype=np.int16) + rng.integers(-10, 11, (H, W, 1), dtype=np.int16)
+        Image.fromarray(a.clip(0, 255).astype(np.uint8)).save(fn, quality=quality)
+    return res
+
+def bench_presize(
+    n:int=64, # number of photos
+    size:int=460, # presize short side
+    workers:int=2, # worker processes for both
+    photo_size:tuple=(2048, 1536), # (width, height) of the generated photos (3.1 megapixels)
+    src=None, # a folder of your own JPEG photos to use instead (all of them, not recursive)
+    repeats:int=2, # timed runs of each (alternating); the best is reported
+    quality:int=90, # JPEG quality of the outputs, for both
+)->dict:
+    "Images/s of `presize` vs fastai's `resize_images` on the same large photos; prints both and the ratio"
+    from fastai.vision.utils import resize_images
+    tmp = Path(tempfile.mkdtemp(prefix='kimchi-bench-'))
+    try:
+        if src is None: photos = _bench_photos(tmp/'src'/'photos', n, photo_size)
+        else:
+            photos = sorted(p for p in Path(src).expanduser().iterdir() if p.suffix.lower() in ('.jpg', '.jpeg'))
+            if not photos: raise ValueError(f"{src} holds no .jpg photos to benchmark with")
+        folder = photos[0].parent
+        with Image.open(photos[0]) as im: W,H = im.size
+        max_size = round(size*max(W, H)/min(W, H)) # fastai sizes the LONG side: this gives the same output size
+        best = dict(presize=0., fastai=0.)
+        for r in range(repeats):
+            for k in ('fastai', 'presize'):
+                out = tmp/'out'/f'{k}-{r}'; start = time.perf_counter()
+                if k == 'fastai':
+                    with warnings.catch_warnings():
+                        warnings.simplefilter('ignore')
+                        resize_images(folder, max_workers=workers, max_size=max_size, dest=out, quality=quality)
+                else: presize(photos, out, size=size, workers=workers, quality=quality, progress=False)
+                best[k] = max(best[k], len(photos)/(time.perf_counter()-start))
+        mp = np.mean([np.prod(Image.open(p).size) for p in photos])/1e6
+        res = dict(n=len(photos), megapixels=round(float(mp), 2), workers=workers, size=size,
+                   presize=round(best['presize'], 1), fastai=round(best['fastai'], 1), ratio=round(best['presize']/best['fastai'], 2))
+        print(f"{len(photos)} photos of {mp:.1f} MP, {workers} workers, best of {repeats} runs\n"
+              f"  presize (draft decode, short side {size}):      {res['presize']:7.1f} images/s\n"
+              f"  fastai resize_images (max_size {max_size}, same size): {res['fastai']:7.1f} images/s\n"
+              f"  ratio: {res['ratio']:.2f}x")
+        return res
+    finally: shutil.rmtree(tmp, ignore_errors=True)

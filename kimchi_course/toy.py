@@ -8,11 +8,10 @@ Docs: https://kimchi-course.github.io/kimchi-course/toy_kimchi.html.md"""
 __all__ = ['TOY_RECIPES', 'TOY_VERSION', 'TOY_MARKER', 'toy_image', 'toy_key', 'make_toy_kimchi']
 
 # %% ../nbs/00a_toy_kimchi.ipynb #146cc76f
-import os, io, json, math, uuid, random, shutil, hashlib, numbers, unicodedata
+import io, json, math, random, hashlib, numbers, unicodedata
 from pathlib import Path
 from PIL import Image, ImageDraw
-from .settings import cache_dir
-from .data import KIMCHI_CLASSES
+from .core import *
 
 # %% ../nbs/00a_toy_kimchi.ipynb #778a4063
 def _jit(r, rgb, amt=18, light=1.0):
@@ -357,8 +356,7 @@ def _toy_args(n_per_class, seed, hangul, malformed_props, broken_files, large_fr
 def _folder(c, hangul): return unicodedata.normalize(hangul.upper(), c.hangul) if hangul else c.slug
 
 def _write_toy(root, a):
-    "Write a complete toy-kimchi dataset with arguments `a` into the new folder `root`, marker last"
-    root.mkdir(parents=True)
+    "Write a complete toy-kimchi dataset with arguments `a` into the empty folder `root`; returns what it broke on purpose"
     broken, malformed, classes = [], [], []
     for k,c in enumerate(KIMCHI_CLASSES):
         b, m = _write_class(root, k, c.slug, _folder(c, a['hangul']), a); broken += b; malformed += m
@@ -367,20 +365,12 @@ def _write_toy(root, a):
     naming = {None:'romanized slug', 'nfc':'Hangul, NFC (composed)', 'nfd':'Hangul, NFD (decomposed)'}[a['hangul']]
     (root/'README.txt').write_text(_README.format(n=a['n_per_class'], args=json.dumps(a, sort_keys=True), version=TOY_VERSION,
                                                   naming=naming, classes='\n'.join(classes)), encoding='utf-8', newline='\n')
-    marker = dict(dataset='toy-kimchi', synthetic=True, version=TOY_VERSION, args=a, broken=broken, malformed=malformed)
-    (root/TOY_MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + '\n', encoding='utf-8', newline='\n')
+    return dict(broken=broken, malformed=malformed)
 
 # %% ../nbs/00a_toy_kimchi.ipynb #95fb4026
-def _marker(p:Path):
-    "The marker dict of toy-kimchi folder `p` (`{}` if unreadable), or None if `p` is not one"
-    m = p/TOY_MARKER
-    if not m.is_file(): return None
-    try: return json.loads(m.read_text(encoding='utf-8'))
-    except (OSError, ValueError): return {}
-
 def _same(p:Path, a:dict)->bool:
     "Does `p` hold a complete toy-kimchi made by this version with arguments `a`?"
-    m = _marker(p)
+    m = read_marker(p, TOY_MARKER)
     return bool(m) and m.get('version') == TOY_VERSION and m.get('args') == a
 
 def toy_key(**args)->str:
@@ -388,21 +378,6 @@ def toy_key(**args)->str:
     a = _toy_args(**{**dict(n_per_class=30, seed=42, hangul=None, malformed_props=False, broken_files=False, large_frac=0.2), **args})
     return hashlib.sha1(json.dumps(dict(a, version=TOY_VERSION), sort_keys=True).encode()).hexdigest()[:10]
 
-def _install(tmp:Path, dest:Path, a:dict):
-    "Move the finished dataset `tmp` to `dest` atomically; keep a competitor's identical one; replace an outdated one"
-    for _ in range(5):
-        if _same(dest, a): return
-        try:
-            if dest.is_dir() and not any(dest.iterdir()): dest.rmdir()
-            os.replace(tmp, dest); return
-        except OSError:
-            if _same(dest, a): return
-            if _marker(dest) is None: raise
-            old = dest.parent/f'.{dest.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}'
-            try: os.replace(dest, old)
-            except OSError: continue
-            shutil.rmtree(old, ignore_errors=True)
-    raise OSError(f"could not move the new toy-kimchi into {dest}: another process keeps changing it; try again")
 
 # %% ../nbs/00a_toy_kimchi.ipynb #8461db4e
 def make_toy_kimchi(
@@ -418,13 +393,9 @@ def make_toy_kimchi(
     a = _toy_args(n_per_class, seed, hangul, malformed_props, broken_files, large_frac)
     dest = Path(dest).expanduser().absolute() if dest is not None else cache_dir()/f'toy-kimchi-{toy_key(**a)}'
     if _same(dest, a): return dest
-    if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and _marker(dest) is None)):
+    if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and read_marker(dest, TOY_MARKER) is None)):
         raise FileExistsError(f"{dest} exists and is not a toy-kimchi folder; toy-kimchi never writes into other folders: "
                               "pass a new or empty folder as dest (or leave dest out to use the cache)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent/f'.{dest.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
-    try:
-        _write_toy(tmp, a)
-        _install(tmp, dest, a)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    want = dict(dataset='toy-kimchi', synthetic=True, version=TOY_VERSION, args=a)
+    def build(tmp): want.update(_write_toy(tmp, a)) # what was broken on purpose joins the marker, written after the build
+    return build_folder(dest, build, want, marker=TOY_MARKER, what='toy-kimchi', replace=True)

@@ -1,11 +1,19 @@
-"Hostile-input tests for `kimchi_course.data` (archives, odd images, crop boxes, presize, prepare, subsets)"
-import io, os, json, tarfile, zipfile, threading, unicodedata, warnings
+"""Hostile-input tests for the data chapters 01a-01e: archives, scan, crop_boxes, presize_cache, dataloaders
+(odd archives and images, thread-safe warnings, crop boxes, presize, prepare, subsets, DataLoaders)"""
+import io, os, json, shutil, tarfile, zipfile, threading, unicodedata, warnings
 from pathlib import Path
 import numpy as np, pytest
-from PIL import Image
-from kimchi_course.data import *
-from kimchi_course.data import _safe_parts
-from kimchi_course.settings import course_settings
+from PIL import Image, UnidentifiedImageError
+from conftest import zip_folder
+from kimchi_course.core import *
+from kimchi_course.archives import *
+from kimchi_course.archives import _safe_parts
+from kimchi_course.scan import *
+from kimchi_course.crop_boxes import *
+from kimchi_course.crop_boxes import _FOLDER_BOXES
+from kimchi_course.presize_cache import *
+from kimchi_course.dataloaders import *
+from kimchi_course.toy import make_toy_kimchi
 
 NFD = lambda s: unicodedata.normalize('NFD', s)
 
@@ -57,14 +65,6 @@ def cp949_zip(path:Path, names:dict)->Path:
     src = path.parent/(path.stem + '-folder')
     for n,b in names.items(): (src/n).parent.mkdir(parents=True, exist_ok=True); (src/n).write_bytes(b)
     return zip_folder(src, path, encoding='cp949', prefix='')
-
-# ---------------------------------------------------------------- names
-def test_kimchi_slug_forms():
-    for c in KIMCHI_CLASSES:
-        for name in (c.slug, c.hangul, NFD(c.hangul), c.slug.upper(), c.slug.replace('-', '_'), f'a/b/{NFD(c.hangul)}', f'x\\{c.hangul}'):
-            assert kimchi_slug(name) == c.slug
-    for bad in ('김치', 'kimchi', 'bibimbap', '', None, 'baechu-kimchi-2'):
-        with pytest.raises(ValueError, match='valid names'): kimchi_slug(bad)
 
 # ---------------------------------------------------------------- archives
 @pytest.mark.parametrize('name', ['../evil.txt', 'a/../../evil.txt', '/abs/evil.txt', 'C:/evil.txt', '..\\evil.txt', 'a\\..\\..\\evil.txt'])
@@ -285,14 +285,11 @@ def test_kimchi_source_full_mode(tmp_path):
     assert kimchi_source(s, env={'KIMCHI_DATA': str(root)}) == root
 
 def test_kimchi_path_full_mode(tmp_path):
-    src = tmp_path/'aihub'
-    for c in ('배추김치', '깍두기'):
-        (src/NFD(c)).mkdir(parents=True)
-        for i in range(5): jpeg = noisy(200, 150, i); jpeg.save(src/NFD(c)/f'{i}.jpg')
+    src = make_toy_kimchi(tmp_path/'aihub', n_per_class=4, seed=3, hangul='nfd', large_frac=0)
     before = file_hashes(src)
     s = course_settings('full', n_per_class=3, presize=32, workers=0)
     p = kimchi_path(s, env={'KIMCHI_DATA': str(src)})
-    assert sorted(f.parent.name for f in kimchi_files(p)) == ['baechu-kimchi']*3 + ['kkakdugi']*3
+    assert sorted(f.parent.name for f in kimchi_files(p)) == sorted(KIMCHI_SLUGS*3)
     assert kimchi_path(s, env={'KIMCHI_DATA': str(src)}) == p and kimchi_path(s, prepared=False, env={'KIMCHI_DATA': str(src)}) == src
     dls = kimchi_dls(p, size=32, presize=32, bs=2, workers=0)
     assert set(dls.vocab) == set(KIMCHI_SLUGS)
@@ -308,36 +305,11 @@ def test_kimchi_dls_on_originals(hostile):
     checked = kimchi_dls(hostile, size=32, presize=48, bs=2, workers=0, check=True) # broken files and 'misc' left out
     assert len(checked.train_ds) + len(checked.valid_ds) == len(sc.good) == 12
 
-# ---------------------------------------------------------------- cats vs dogs, PETS
-def test_cats_vs_dogs_small(tmp_path):
-    flat = tmp_path/'train'; flat.mkdir()
-    for c in ('cat', 'dog'):
-        for i in range(12): (flat/f'{c}.{i}.jpg').write_bytes(jpeg_bytes(40, 30, (i, 0, 0)))
-    (flat/'1.jpg').write_bytes(jpeg_bytes()); (flat/'.DS_Store').write_bytes(b'x')
-    before = file_hashes(flat)
-    d = cats_vs_dogs_small(flat, tmp_path/'small', n_train=4, n_valid=2, n_test=3)
-    got = {p.relative_to(d).as_posix() for p in d.rglob('*.jpg')}
-    assert {f'train/cat/cat.{i}.jpg' for i in range(4)} <= got and 'validation/dog/dog.5.jpg' in got and 'test/dog/dog.8.jpg' in got
-    assert len(got) == 18 and (d/'train'/'cat'/'cat.2.jpg').read_bytes() == (flat/'cat.2.jpg').read_bytes()
-    assert cats_vs_dogs_small(flat, tmp_path/'small', n_train=4, n_valid=2, n_test=3) == d
-    with pytest.raises(ValueError, match='not empty'): cats_vs_dogs_small(flat, tmp_path/'small', n_train=5, n_valid=2, n_test=3)
-    with pytest.raises(ValueError, match='needs 13'): cats_vs_dogs_small(flat, tmp_path/'x', n_train=8, n_valid=2, n_test=3)
-    with pytest.raises(ValueError, match='overlaps'): cats_vs_dogs_small(flat, flat/'sub', n_train=1, n_valid=1, n_test=1)
-    with pytest.raises(FileNotFoundError): cats_vs_dogs_small(tmp_path/'none', tmp_path/'y')
-    # fastai's URLs.DOGS layout: dogscats/{train,valid}/{cats,dogs}/cat.N.jpg
-    ds = tmp_path/'dogscats'
-    for split,rng in (('train', range(0, 8)), ('valid', range(8, 12))):
-        for c in ('cat', 'dog'):
-            (ds/split/f'{c}s').mkdir(parents=True, exist_ok=True)
-            for i in rng: (ds/split/f'{c}s'/f'{c}.{i}.jpg').write_bytes(jpeg_bytes(40, 30))
-    d2 = cats_vs_dogs_small(ds, tmp_path/'small2', n_train=6, n_valid=3, n_test=3)
-    assert sorted(p.name for p in (d2/'test'/'cat').iterdir()) == ['cat.10.jpg', 'cat.11.jpg', 'cat.9.jpg']
-    assert file_hashes(flat) == before
-
-def test_pets_dls(tmp_path):
+# ---------------------------------------------------------------- PETS, split folders
+def test_pets_dls(tmp_path, toy_kimchi):
     img = tmp_path/'pets'/'images'; img.mkdir(parents=True)
-    for b in ('Abyssinian', 'great_pyrenees'):
-        for i in (1, 12, 173): noisy(80, 60, i).save(img/f'{b}_{i}.jpg')
+    for b,c in (('Abyssinian', 'baek-kimchi'), ('great_pyrenees', 'gat-kimchi')):
+        for i,f in zip((1, 12, 173), kimchi_files(toy_kimchi/c)): shutil.copyfile(f, img/f'{b}_{i}.jpg')
     dls = pets_dls(tmp_path/'pets', size=32, presize=48, bs=2, workers=0)
     assert list(dls.vocab) == ['Abyssinian', 'great_pyrenees']
     (img/'oops.jpg').write_bytes(jpeg_bytes())
@@ -345,9 +317,111 @@ def test_pets_dls(tmp_path):
 
 def test_presize_flat_folder_next_to_dest(tmp_path):
     "A flat folder of photos may sit beside the cache (only a class folder's dataset root is off limits)"
-    from PIL import Image
-    from kimchi_course.data import presize
     (tmp_path/'photos').mkdir()
     Image.new('RGB', (120, 90), 'red').save(tmp_path/'photos'/'a.jpg')
     rep = presize([tmp_path/'photos'/'a.jpg'], tmp_path/'cache', size=32, workers=0)
     assert len(rep.files) == 1
+
+def test_folder_dls_and_one_recipe(tmp_path, toy_kimchi):
+    "A train/valid(/test) folder: GrandparentSplitter and parent_label, otherwise the kimchi recipe"
+    root = tmp_path/'split'
+    for part,sl in (('train', slice(0, 2)), ('valid', slice(2, 3)), ('test', slice(3, 4))):
+        for c in ('kkakdugi', 'pa-kimchi'):
+            (root/part/c).mkdir(parents=True)
+            for f in kimchi_files(toy_kimchi/c)[sl]: shutil.copyfile(f, root/part/c/f.name)
+    dls = folder_dls(root, size=32, presize=40, bs=2, workers=0)
+    assert list(dls.vocab) == ['kkakdugi', 'pa-kimchi'] and (len(dls.train_ds), len(dls.valid_ds)) == (4, 2)
+    assert {f.parent.parent.name for f in dls.valid_ds.items} == {'valid'}
+    (root/'valid').rename(root/'validation')
+    assert len(folder_dls(root, size=32, presize=40, bs=2, workers=0).valid_ds) == 2 # the Keras book's name is found too
+    with pytest.raises(FileNotFoundError, match='missing'): folder_dls(root/'train')
+    k = kimchi_dls(toy_kimchi, size=32, presize=40, bs=2, workers=0)
+    tfms = lambda d: [repr(t) for t in d.train.after_item] + [type(t).__name__ for t in d.train.after_batch]
+    assert tfms(dls) == tfms(k) # the same recipe: only labels and split differ
+
+# ---------------------------------------------------------------- warnings stay with their file (issue: catch_warnings in threads)
+def test_scan_warnings_stay_with_their_file(tmp_path, monkeypatch):
+    "Every file raises a different warning; with 16 threads each row must carry its own warning and nobody else's"
+    d = tmp_path/'photos'; d.mkdir()
+    for i in range(200): Image.new('L', (400, 251+i)).save(d/f'p{i:03d}.png')
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 100_000) # all over it (by different amounts), all under the 2x error limit
+    filters, show = list(warnings.filters), warnings.showwarning
+    sc = scan_images(d, workers=16, label=str)
+    assert [f'({400*(251+i)} pixels)' in n for i,n in enumerate(sc.df.note)] == [True]*200
+    assert [n.count('pixels)') for n in sc.df.note] == [1]*200
+    assert warnings.filters == filters and warnings.showwarning is show # the hook is gone after the scan
+    from concurrent.futures import ThreadPoolExecutor # check_image on its own, from someone else's threads
+    with ThreadPoolExecutor(8) as ex: rows = list(ex.map(check_image, sorted(d.iterdir())))
+    assert [f'({400*(251+i)} pixels)' in r['note'] for i,r in enumerate(rows)] == [True]*200
+    with warnings.catch_warnings(record=True) as ws: # warnings outside a scan are shown as before
+        warnings.simplefilter('always'); warnings.warn('after the scan')
+    assert [str(w.message) for w in ws] == ['after the scan']
+
+def test_scan_summary_names_left_out_files(hostile, tmp_path):
+    text = scan_images(hostile).summary()
+    for rel,st in (('배추김치/zero.jpg', 'empty'), ('배추김치/cut.jpg', 'unreadable'), ('깍두기/tiny.jpg', 'too_small'),
+                   ('misc/stray.jpg', 'unknown_class'), ('__MACOSX/배추김치/._Img_0.jpg', 'junk'), ('배추김치/.DS_Store', 'junk')):
+        assert f'\n  {rel}  ({st})' in text, (rel, text)
+    assert 'left out (8 files):' in text and 'README.txt' not in text.split('left out')[1] # not an image: not "left out"
+    many = tmp_path/'many'/'배추김치'; many.mkdir(parents=True)
+    for i in range(25): (many/f'e{i:02d}.jpg').write_bytes(b'')
+    text = scan_images(many.parent).summary()
+    assert text.count('  (empty)') == 20 and '\n  배추김치/e19.jpg  (empty)\n  … and 5 more' in text
+
+def test_open_image_formats_and_errors(hostile):
+    k = hostile/'깍두기'
+    for f in ('cmyk.jpg', 'gray.PNG', 'alpha.png', 'deep16.png', 'anim.GIF', 'bitmap.BMP', 'png_named.jpg'):
+        im = open_image(k/f); assert (im.mode, im.size) == ('RGB', (200, 150)), f
+    assert open_image(k/'phone.JPEG').size == (100, 300) and open_image(k/'phone.JPEG', 50).size == (50, 150)
+    assert open_image(k/'deep16.png').getpixel((0, 0)) == (195, 195, 195) # 50000/257, not clipped to white
+    assert open_image(k/'alpha.png').getpixel((0, 0)) == (255, 255, 255) # transparent -> white
+    b = hostile/NFD('배추김치')
+    for f in ('zero.jpg', 'text.jpg'):
+        with pytest.raises(UnidentifiedImageError): open_image(b/f)
+    with pytest.raises(OSError, match='truncated'): open_image(b/'cut.jpg')
+
+def test_crop_box_reads_each_folder_once(tmp_path, monkeypatch, toy_kimchi):
+    import kimchi_course.crop_boxes as cb
+    calls, real = [], cb.read_crop_boxes
+    monkeypatch.setattr(cb, 'read_crop_boxes', lambda p, *a, **k: calls.append(p) or real(p, *a, **k))
+    d = tmp_path/'pa'; shutil.copytree(toy_kimchi/'pa-kimchi', d)
+    files = kimchi_files(d)
+    want = real(d)
+    assert [crop_box(f) for f in files*3] == [want[f] for f in files]*3 and len(calls) == 1
+    (d/'crop_area.properties').write_text(f'{files[0].stem}=1,2,3,4\n')
+    assert (crop_box(files[0]), crop_box(files[1])) == ((1, 2, 3, 4), None) and len(calls) == 2 # the file changed: read again
+    assert crop_box(tmp_path/'nowhere'/'a.jpg') is None and len(calls) == 2 # no box file: nothing to read
+
+# ---------------------------------------------------------------- the source tree (issue 16)
+def test_presize_refuses_anywhere_inside_a_nested_source_tree(tmp_path, toy_kimchi):
+    "AI Hub nests the classes (kfood/김치/<class>/): no cache anywhere inside that tree, nor around it"
+    kfood = tmp_path/'kfood'
+    for c in ('baechu-kimchi', 'kkakdugi'): shutil.copytree(toy_kimchi/c, kfood/'김치'/HANGUL[c])
+    before = file_hashes(kfood)
+    sc = scan_images(kfood); files = list(sc.good)
+    inside = [kfood/'cache', kfood/'김치', kfood/'김치'/'cache', kfood/'김치'/'배추김치', kfood/'김치'/'깍두기'/'x'/'y', tmp_path]
+    for d in inside:
+        for what in (sc, kfood):
+            with pytest.raises(ValueError, match='overlaps'): presize(what, d, size=32, workers=0)
+    for d in inside[2:]: # a plain list of files: the folder that holds them all, and each class folder's dataset root
+        with pytest.raises(ValueError, match='overlaps'): presize(files, d, size=32, workers=0)
+    with pytest.raises(ValueError, match='overlaps'): presize([f for f in files if f.parent.name == '배추김치'], kfood/'김치'/'cache', size=32, workers=0)
+    with pytest.raises(ValueError, match='overlaps'): prepare(kfood, kfood/'cache', verbose=False)
+    assert file_hashes(kfood) == before and not (kfood/'cache').exists() and not (kfood/'김치'/'cache').exists()
+    assert len(presize(sc, tmp_path.parent/f'{tmp_path.name}-elsewhere', size=32, workers=0).files) == 8 # outside: fine
+
+# ---------------------------------------------------------------- prepare: exact counts
+def test_prepare_messy_toy_kimchi(tmp_path, capsys):
+    "prepare on a messy toy-kimchi (NFD names, broken files): names what it leaves out, presizes exactly 3 per class"
+    src = make_toy_kimchi(tmp_path/'toy', n_per_class=4, seed=1, hangul='nfd', broken_files=True, malformed_props=True, large_frac=0)
+    before = file_hashes(src)
+    rep = prepare(src, tmp_path/'cache', per_class=3, size=64, workers=0)
+    out = capsys.readouterr().out
+    assert rep.df.status.value_counts().to_dict() == {'new': 33}
+    assert sorted(p.parent.name for p in (tmp_path/'cache').rglob('*.jpg')) == sorted(KIMCHI_SLUGS*3)
+    st = rep.scan.df.status.value_counts().to_dict()
+    assert st == {'ok': 44, 'metadata': 11, 'other': 2, 'junk': 2, 'empty': 1, 'unreadable': 1, 'not_image': 1}, st
+    broken = json.loads((src/'.toy-kimchi.json').read_text())['broken']
+    assert 'left out (5 files):' in out and all(f"\n  {unicodedata.normalize('NFC', b)}  (" in out for b in broken), out
+    assert 'selected 33 of 44 good images' in out and 'presized 33 images' in out
+    assert file_hashes(src) == before

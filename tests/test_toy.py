@@ -1,8 +1,8 @@
 "toy-kimchi under concurrency: what the notebook holds badly (real processes racing for one folder)"
 import json, sys, multiprocessing as mp
 import pytest
-from kimchi_course.toy import make_toy_kimchi, TOY_MARKER, _toy_args, _write_toy, _install
-from kimchi_course.data import file_hashes
+from kimchi_course.toy import make_toy_kimchi, TOY_MARKER, TOY_VERSION
+from kimchi_course.archives import file_hashes
 
 def _make(dest): return str(make_toy_kimchi(dest, n_per_class=2, seed=5))
 
@@ -15,21 +15,30 @@ def test_processes_race_for_one_folder(tmp_path):
     assert file_hashes(dest) == file_hashes(make_toy_kimchi(tmp_path/'ref', n_per_class=2, seed=5))
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith('.')] == []  # no temporary folders left
 
-def test_loser_of_the_race_keeps_the_winner(tmp_path):
-    a = _toy_args(2, 5, None, False, False, 0.2)
+def test_finished_toy_is_reused_not_redrawn(tmp_path):
     dest = make_toy_kimchi(tmp_path/'won', n_per_class=2, seed=5)
-    before = file_hashes(dest)
-    _write_toy(tmp_path/'late', a)  # a second, identical dataset finishes after the first was installed
-    _install(tmp_path/'late', dest, a)
-    assert file_hashes(dest) == before
-    assert (tmp_path/'late').exists()  # `make_toy_kimchi` deletes its own temporary folder afterwards
+    stamps = {p: p.stat().st_mtime_ns for p in dest.rglob('*')}
+    assert make_toy_kimchi(dest, n_per_class=2, seed=5) == dest
+    assert {p: p.stat().st_mtime_ns for p in dest.rglob('*')} == stamps
+    m = json.loads((dest/TOY_MARKER).read_text())
+    assert (m['version'], m['args']['seed'], m['synthetic'], len(m['broken']), len(m['malformed'])) == (TOY_VERSION, 5, True, 0, 0)
+
+def test_marker_lists_what_was_broken(tmp_path):
+    m = json.loads((make_toy_kimchi(tmp_path/'messy', n_per_class=3, broken_files=True, malformed_props=True)/TOY_MARKER).read_text())
+    assert len(m['broken']) == 5 and len(m['malformed']) == 9
 
 def test_outdated_toy_is_replaced_user_folder_is_not(tmp_path):
     d = make_toy_kimchi(tmp_path/'t', n_per_class=1)
     make_toy_kimchi(d, n_per_class=2)
     assert json.loads((d/TOY_MARKER).read_text())['args']['n_per_class'] == 2
+    assert len(list(d.rglob('*.jpg'))) == 22 and [p.name for p in tmp_path.iterdir() if p.name.startswith('.')] == []
     (tmp_path/'u').mkdir(); (tmp_path/'u'/'x.jpg').write_bytes(b'mine')
     with pytest.raises(FileExistsError, match='not a toy-kimchi folder'): make_toy_kimchi(tmp_path/'u')
     assert (tmp_path/'u'/'x.jpg').read_bytes() == b'mine'
     (tmp_path/'f').write_text('a file')
     with pytest.raises(FileExistsError): make_toy_kimchi(tmp_path/'f')
+
+def test_toy_imports_core_only():
+    import ast, kimchi_course.toy as toy
+    mods = {n.module for n in ast.walk(ast.parse(open(toy.__file__).read())) if isinstance(n, ast.ImportFrom) and n.level}
+    assert mods == {'core'}, mods
