@@ -7,11 +7,11 @@ Docs: https://kimchi-course.github.io/kimchi-course/core.html.md"""
 
 # %% auto #0
 __all__ = ['KNOWN_NOISE', 'MODES', 'MODE_VALUES', 'CHAPTER_SETTINGS', 'KIMCHI_CLASSES', 'KIMCHI_SLUGS', 'HANGUL', 'ARCHS',
-           'quiet_known_warnings', 'course_mode', 'CourseSettings', 'course_settings', 'settings_from_env', 'cache_dir',
-           'in_colab', 'project_urls', 'colab_url', 'colab_badge', 'chapter_info', 'chapter_table', 'seed_everything',
-           'KimchiClass', 'kimchi_slug', 'class_of', 'write_atomic', 'read_marker', 'build_folder', 'get_arch',
-           'course_metrics', 'course_learner', 'metrics_table', 'CourseParser', 'positive_int', 'nonneg_int',
-           'device_name', 'version_stamp']
+           'NO_GPU_ON_COLAB', 'quiet_known_warnings', 'course_mode', 'CourseSettings', 'course_settings',
+           'settings_from_env', 'cache_dir', 'in_colab', 'project_urls', 'colab_url', 'colab_badge', 'chapter_info',
+           'chapter_table', 'seed_everything', 'KimchiClass', 'kimchi_slug', 'class_of', 'write_atomic', 'read_marker',
+           'build_folder', 'get_arch', 'course_metrics', 'course_learner', 'metrics_table', 'CourseParser',
+           'positive_int', 'nonneg_int', 'device_name', 'version_stamp']
 
 # %% ../nbs/00_core.ipynb #d92974db
 import os, sys, re, ast, json, uuid, shutil, random, argparse, platform, warnings, unicodedata
@@ -384,13 +384,19 @@ def nonneg_int(
 # %% ../nbs/00_core.ipynb #0f007a2e
 def device_name()->str:
     "The GPU's name, or the CPU and its core count"
-    if torch.cuda.is_available(): return torch.cuda.get_device_name(0)
+    if torch.cuda.is_available(): return f'GPU {torch.cuda.get_device_name(0)}'
     return f'cpu ({os.cpu_count()} cores)'
+
+NO_GPU_ON_COLAB = ("This Colab runtime has no GPU: full mode on a CPU would take hours. "
+                   "Choose Runtime → Change runtime type → a GPU, then run the notebook again.")
 
 def version_stamp(
     mode:str=None, # the mode to report (default: `course_mode()`)
+    colab:bool=None, # running on Colab? (default: `in_colab()`); there, a missing GPU adds a warning line
 )->str:
-    "One line: python, torch, fastai and kimchi_course versions, the device and the mode"
+    "One line: python, torch, fastai and kimchi_course versions, the device and the mode (and a warning on a CPU-only Colab)"
     import kimchi_course
-    return (f"python {platform.python_version()} · torch {torch.__version__} · fastai {version('fastai')} · "
-            f"kimchi_course {kimchi_course.__version__} · {device_name()} · mode {mode or course_mode()}")
+    stamp = (f"python {platform.python_version()} · torch {torch.__version__} · fastai {version('fastai')} · "
+             f"kimchi_course {kimchi_course.__version__} · {device_name()} · mode {mode or course_mode()}")
+    if (in_colab() if colab is None else colab) and not torch.cuda.is_available(): stamp += '\n' + NO_GPU_ON_COLAB
+    return stamp
