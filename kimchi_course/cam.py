@@ -11,10 +11,10 @@ __all__ = ['count_hooks', 'capture_activations', 'show_channels', 'show_filters'
 
 # %% ../nbs/12_feature_maps.ipynb #af6af835
 import math
-import numpy as np
-import pandas as pd
-from .settings import *
+import numpy as np, pandas as pd
 from fastai.vision.all import *
+from .core import *
+from .crop_boxes import crop_box
 
 # %% ../nbs/12_feature_maps.ipynb #0ebca945
 def count_hooks(
@@ -182,14 +182,8 @@ def item_boxes(
     presize:int, # the DataBlock's `Resize(presize)`
     size:int, # the final size the model sees
 )->list:
-    "Each file's box from its folder's `crop_area.properties`, mapped into the validation input (None if it has none)"
-    from kimchi_course.data import read_crop_boxes
-    per_folder, res = {}, []
-    for f in map(Path, items):
-        if f.parent not in per_folder: per_folder[f.parent] = read_crop_boxes(f.parent)
-        b = per_folder[f.parent].get(f.stem)
-        res.append(None if b is None else valid_box(b, PILImage.create(f).size, presize, size))
-    return res
+    "Each file's `crop_box`, mapped into the validation input (None if it has none)"
+    return [None if (b := crop_box(f)) is None else valid_box(b, PILImage.create(f).size, presize, size) for f in map(Path, items)]
 
 def cam_box_table(
     vc:dict, # the output of `valid_cams`

@@ -11,17 +11,20 @@ __all__ = ['STEP_METHODS', 'HEAVY_AUG', 'METRIC_NAMES', 'TABLE_COLUMNS', 'Experi
            'train_experiment', 'run_experiments']
 
 # %% ../nbs/10_experiments.ipynb #2e325031
-import json, time, uuid, hashlib, inspect, datetime, os
+import json, time, uuid, hashlib, inspect, datetime
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
-from .settings import *
-from .data import kimchi_path, kimchi_dls, scan_images, select_per_class, read_crop_boxes, presize, PresizeReport
-from .cli import demo_metrics, metrics_table
-from .bench import ARCHS, get_arch
+from fastcore.basics import groupby
+from fastai.learner import Learner
+from fastai.vision.augment import aug_transforms
+from .core import *
+from .scan import scan_images
+from .crop_boxes import crop_box, read_crop_boxes
+from .presize_cache import select_per_class, presize, PresizeReport, kimchi_path
+from .dataloaders import kimchi_dls
 from .presizing import torch_threads
-from contextlib import nullcontext
-from fastai.vision.all import Learner, vision_learner, aug_transforms
 
 # %% ../nbs/10_experiments.ipynb #3b943b09
 STEP_METHODS = ('fine_tune', 'fit_one_cycle', 'fit_flat_cos', 'fit')
@@ -50,7 +53,7 @@ def _check_step(step, name:str)->tuple:
 class Experiment:
     "One row of an experiment table: architecture, augmentation, training steps and whether to crop to the dish"
     name:str # unique name of the row, e.g. '1-resnet18'
-    arch:str='resnet18' # an architecture in `bench.ARCHS`
+    arch:str='resnet18' # an architecture in `core.ARCHS`
     aug:dict=field(default_factory=dict) # `aug_transforms` arguments except `size` (which the settings give)
     steps:list=field(default_factory=list) # training calls in order: `[('fine_tune', dict(epochs=3)), ...]`
     crop_to_box:bool=False # train on the images cropped to their `crop_area.properties` boxes
@@ -151,13 +154,10 @@ class SkipExperiment(Exception):
 def box_coverage(
     files, # image files (in class folders, next to their `crop_area.properties`)
 )->pd.DataFrame:
-    "Per class folder: images, images with a usable crop box, whether the folder has a properties file, malformed lines"
-    rows,by_dir = [],{}
-    for f in map(Path, files): by_dir.setdefault(f.parent, []).append(f)
-    for d,fs in sorted(by_dir.items()):
-        b = read_crop_boxes(d)
-        rows.append(dict(folder=d.name, images=len(fs), with_box=sum(f.stem in b for f in fs),
-                         has_properties=b.path is not None and Path(b.path).is_file(), malformed_lines=len(b.skipped)))
+    "Per class folder: images, images with a crop box (`crop_box`), whether the folder has a properties file, malformed lines"
+    rows = [dict(folder=d.name, images=len(fs), with_box=sum(crop_box(f) is not None for f in fs),
+                 has_properties=(d/'crop_area.properties').is_file(), malformed_lines=len(read_crop_boxes(d).skipped))
+            for d,fs in sorted(groupby(map(Path, files), lambda f: f.parent).items())]
     return pd.DataFrame(rows, columns=['folder', 'images', 'with_box', 'has_properties', 'malformed_lines'])
 
 def crop_skip_reason(
@@ -233,10 +233,7 @@ def append_results(
     for r in recs: newest[(r['mode'], r['run_id'])] = max(newest.get((r['mode'], r['run_id']), ''), r.get('date', ''))
     keep = set()
     for m in {k[0] for k in newest}: keep |= set(sorted((k for k in newest if k[0] == m), key=newest.get)[-keep_runs:])
-    tmp = p.with_name(f'.{p.name}.{uuid.uuid4().hex[:6]}')
-    tmp.write_text(''.join(json.dumps(r, ensure_ascii=False, default=str) + '\n' for r in recs if (r['mode'], r['run_id']) in keep), encoding='utf-8')
-    os.replace(tmp, p)
-    return p
+    return write_atomic(p, ''.join(json.dumps(r, ensure_ascii=False, default=str) + '\n' for r in recs if (r['mode'], r['run_id']) in keep))
 
 def read_results(
     path=None, # the JSON-lines file (default: `default_results_path()`)
@@ -315,7 +312,7 @@ def train_experiment(
     "Train one row on `path`; returns `(learner, record)` with its metrics, seconds and split fingerprint"
     seed_everything(s.seed)
     dls = kimchi_dls(path, size=s.size, presize=s.presize, bs=s.bs, seed=s.seed, workers=s.workers, valid_pct=s.valid_pct, **exp.aug)
-    learn = vision_learner(dls, get_arch(exp.arch), pretrained=s.pretrained, metrics=demo_metrics())
+    learn = course_learner(dls, s, arch=exp.arch)
     start = time.perf_counter()
     with learn.no_bar(), learn.no_logging():
         for m,kw in exp.steps: getattr(learn, m)(**kw)

@@ -1,9 +1,10 @@
-"cam: what the notebook holds badly (many image shapes through fastai's real pipeline, hooks on a real resnet)"
+"cam: what the notebook holds badly (many image shapes through fastai's real pipeline, hooks on a real resnet, boxes and maps of a trained learner)"
 import numpy as np, pytest, torch
 from PIL import Image
 from fastai.vision.all import Pipeline, PILImage, Normalize, create_vision_model, resnet18, nn
-from kimchi_course.data import kimchi_block
-from kimchi_course.cam import valid_box, in_box_share, grad_cam, capture_activations, count_hooks, upsample_cams
+from kimchi_course.dataloaders import kimchi_block
+from kimchi_course.crop_boxes import read_crop_boxes
+from kimchi_course.cam import *
 
 def _valid_pipeline(size, presize):
     "The course DataBlock's validation transforms, without the normalization (so pixels stay 0-1)"
@@ -55,3 +56,26 @@ def test_grad_cam_does_not_touch_parameter_grads_or_mode():
     grad_cam(m, torch.randn(2, 3, 64, 64), m[0][7], cls=[3, 4])
     assert m.training
     assert all(p.grad is None for p in m.parameters())
+
+def test_item_boxes_follow_the_properties_files(toy_kimchi, tmp_path):
+    files = sorted(toy_kimchi.rglob('*.jpg'))[:6]
+    boxes = item_boxes(files, presize=96, size=64)
+    for f,b in zip(files, boxes):
+        raw = read_crop_boxes(f.parent)[f.stem]
+        assert b == pytest.approx(valid_box(raw, Image.open(f).size, 96, 64))
+    stray = tmp_path/'no-boxes'/'x.jpg'; stray.parent.mkdir(); Image.open(files[0]).save(stray)
+    assert item_boxes([stray], 96, 64) == [None]  # a folder without crop_area.properties: no box
+
+def test_cam_table_of_a_trained_learner(tiny_learner):
+    learn = tiny_learner
+    vc = valid_cams(learn, learn.model[0][-1])
+    n = len(learn.dls.valid_ds)
+    assert vc['cam'].shape[0] == n and count_hooks(learn.model) == 0
+    assert (vc['pred'] == vc['prob'].argmax(1)).all() and (vc['cls'] == vc['pred']).all()
+    presize = next(t.size[0] for t in learn.dls.valid.after_item if type(t).__name__ == 'Resize')
+    size = learn.dls.valid.one_batch()[0].shape[-1]
+    t = cam_box_table(vc, item_boxes(learn.dls.valid_ds.items, presize, size), size, learn.dls.vocab, learn.dls.valid_ds.items)
+    assert len(t) == n and t.box_area.between(0, 1).all() and t.cam_in_box.dropna().between(0, 1 + 1e-6).all()
+    assert t.correct.tolist() == [a == b for a,b in zip(t.true, t.pred)]
+    s = summarize_in_box(t)
+    assert s.images.sum() == n

@@ -1,21 +1,26 @@
-"The experiment table's contract: config rows are checked, results append and read back one mode at a time, a crop row without boxes is skipped (end to end, without training), and the committed results file is what the home page can read."
-import json
+"""The experiment table's contract: config rows are checked, results append and read back one mode at a time, the
+default results file lives in the course cache, a crop row without boxes is skipped (end to end, without training),
+a row trains through `course_learner`, and the committed results file is what the home page can read."""
+import json, shutil
 import pytest
-from PIL import Image
 from conftest import ROOT
-from kimchi_course.settings import course_settings, MODES
+from kimchi_course.core import course_settings, cache_dir, MODES
 from kimchi_course.experiments import *
 
 COMMITTED = ROOT/'nbs'/'results'/'kimchi_experiments.jsonl'
+ONE_EPOCH = [('fit', dict(n_epoch=1, lr=1e-3))]
 
 def _rec(run, date, mode, exp, acc=0.5, **kw):
     return dict(run_id=run, date=date, mode=mode, experiment=exp, status='done', accuracy=acc, **kw)
 
-def _class_folder(root, name, n, props=None, ext='.jpg'):
-    d = root/name; d.mkdir(parents=True)
-    for i in range(n): Image.new('RGB', (48, 48), (40*i % 255, 90, 20)).save(d/f'img{i}{ext}')
-    if props is not None: (d/'crop_area.properties').write_text(props)
-    return d
+@pytest.fixture
+def photos(toy_kimchi, tmp_path):
+    "A writable copy of three toy-kimchi class folders, with their `crop_area.properties` files"
+    dest = tmp_path/'photos'
+    for d in sorted(p for p in toy_kimchi.iterdir() if p.is_dir())[:3]: shutil.copytree(d, dest/d.name)
+    return dest
+
+def _props(photos): return sorted(photos.glob('*/crop_area.properties'))
 
 # config rows
 
@@ -28,6 +33,7 @@ def test_hostile_config_rows():
     with pytest.raises(ValueError, match="no argument 'cbs'"): parse_experiment(dict(name='x', steps=[['fit', {'n_epoch': 1, 'cbs': []}]]))
     with pytest.raises(ValueError, match='steps must be a non-empty list'): parse_experiment(dict(name='x'))
     with pytest.raises(ValueError, match='a config row is a dict'): parse_experiment('1-resnet18')
+    with pytest.raises(ValueError, match='unknown architecture'): parse_experiment(dict(name='x', arch='vgg16', steps=ok))
 
 def test_config_file_round_trip(tmp_path):
     exps = seed_000_experiments()
@@ -44,6 +50,13 @@ def test_smoke_rows_scale_only_epochs_and_lrs():
     assert smoke[0].steps == [('fine_tune', dict(epochs=1, freeze_epochs=1, base_lr=1e-2, lr_mult=1)), ('fit_one_cycle', dict(n_epoch=1, lr_max=1e-2))]
 
 # results file
+
+def test_default_results_file_is_in_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv('KIMCHI_CACHE', str(tmp_path/'cache'))
+    assert default_results_path() == tmp_path/'cache'/'results'/'kimchi_experiments.jsonl'
+    p = append_results([_rec('r1', '2024-01-01', 'smoke', 'a')])  # no path: the cache, never the committed file
+    assert p == default_results_path() and p.is_file()
+    assert results_table().accuracy.tolist() == [0.5] and 'smoke mode' in results_markdown()
 
 def test_append_read_back_and_latest_per_experiment(tmp_path):
     p = tmp_path/'deep'/'r.jsonl'
@@ -73,7 +86,9 @@ def test_keep_runs_per_mode(tmp_path):
         if i == 0: append_results([_rec('f0', '2023-12-31', 'full', 'a')], p, keep_runs=2)
     runs = read_results(p).groupby('mode').run_id.unique().map(list).to_dict()
     assert runs == {'full': ['f0'], 'smoke': ['s2', 's3']}
-    assert not list(tmp_path.glob('.r.jsonl.*'))  # no temporary file left behind
+    assert [f.name for f in tmp_path.iterdir()] == ['r.jsonl']  # no temporary file left behind
+    append_results([_rec('s9', '2024-02-01', 'smoke', 'a')], p, keep_runs=1)
+    assert read_results(p).run_id.tolist() == ['f0', 's9']  # the newest run replaces the stale ones
 
 def test_hostile_results_files(tmp_path):
     p = tmp_path/'r.jsonl'
@@ -84,50 +99,70 @@ def test_hostile_results_files(tmp_path):
     with pytest.raises(FileNotFoundError, match='run the experiments first'): results_table(tmp_path/'nope.jsonl')
     assert results_markdown(tmp_path/'nope.jsonl').startswith('No experiment results yet')
     with pytest.raises(ValueError, match="needs mode 'smoke' or 'full'"): append_results([dict(experiment='a', run_id='r')], tmp_path/'x.jsonl')
+    with pytest.raises(ValueError, match='keep_runs must be'): append_results([], tmp_path/'x.jsonl', keep_runs=0)
     q = tmp_path/'pipes.jsonl'
     append_results([dict(run_id='r', date='d', mode='full', experiment='4-crop', status='skipped', reason='a | b')], q)
     assert 'skipped: a \\| b' in results_markdown(q)
 
-# crop-to-box skip logic, end to end
+# crop-to-box coverage and skip logic, end to end
 
-def test_box_coverage_matches_stems_case_insensitively(tmp_path):
-    d = _class_folder(tmp_path, 'kkakdugi', 2, 'IMG0=1,1,20,20\nimg1=0,0,10,10\n', ext='.JPG')
-    cov = box_coverage(sorted(d.glob('*.JPG')))
-    assert cov.with_box.tolist() == [2] and crop_skip_reason(cov) == ''
+def test_box_coverage_of_toy_kimchi(photos):
+    files = sorted(photos.rglob('*.jpg'))
+    cov = box_coverage(files)
+    assert cov.images.tolist() == [4, 4, 4] and cov.with_box.tolist() == [4, 4, 4] and cov.has_properties.all()
+    assert crop_skip_reason(cov) == ''
 
-def test_crop_row_without_boxes_is_skipped_and_recorded(tmp_path, monkeypatch):
+def test_box_coverage_counts_missing_and_malformed(photos):
+    a,b,c = _props(photos)
+    a.unlink()                                        # no properties file: no boxes
+    b.write_text('not a box\n' + b.read_text())       # one malformed line, boxes still there
+    c.write_text(c.read_text().splitlines()[0] + '\n')  # only the first image keeps its box
+    cov = box_coverage(sorted(photos.rglob('*.jpg'))).set_index('folder')
+    assert cov.has_properties.tolist() == [False, True, True]
+    assert cov.with_box.iloc[0] == 0 and cov.with_box.iloc[1] == 4 and cov.malformed_lines.iloc[1] == 1
+    assert cov.with_box.iloc[2] == 1 and crop_skip_reason(cov) == 'only 5 of 12 images (42%) have a usable crop box, fewer than min_share=50%'
+
+def test_crop_row_without_boxes_is_skipped_and_recorded(photos, tmp_path, monkeypatch):
     "A dataset without crop_area.properties: the crop row becomes a skipped record with the reason; nothing trains"
-    src = tmp_path/'photos'
-    for c in ('kkakdugi', 'pa-kimchi'): _class_folder(src, c, 3)
-    monkeypatch.setenv('KIMCHI_CACHE', str(tmp_path/'cache'))
-    monkeypatch.setenv('KIMCHI_DATA', str(src))
+    for p in _props(photos): p.unlink()
+    monkeypatch.setenv('KIMCHI_DATA', str(photos))
     s = course_settings('full', threads=None)
     res = tmp_path/'r.jsonl'
-    row = Experiment('4-resnet18-crop', 'resnet18', steps=[('fine_tune', dict(epochs=1))], crop_to_box=True)
+    row = Experiment('4-resnet18-crop', 'resnet18', steps=ONE_EPOCH, crop_to_box=True)
     t = run_experiments([row], s, results=res, verbose=False)
     assert t.status.tolist() == ['skipped']
-    assert 'no crop_area.properties file in any of the 2 class folders' in t.reason.iloc[0]
+    assert 'no crop_area.properties file in any of the 3 class folders' in t.reason.iloc[0]
     rec = read_results(res).iloc[0]
     assert rec['mode'] == 'full' and rec.config['crop_to_box'] is True and rec.versions and rec.device
-    assert not (src/'kkakdugi'/'crop_area.properties').exists() and sorted(p.name for p in (src/'kkakdugi').iterdir()) == ['img0.jpg', 'img1.jpg', 'img2.jpg']
+    assert not _props(photos)  # nothing written next to the photos
 
-def test_crop_row_with_few_boxes_is_skipped(tmp_path):
-    src = tmp_path/'photos'
-    _class_folder(src, 'kkakdugi', 4, 'img0=1,1,20,20\n')
-    _class_folder(src, 'pa-kimchi', 4, 'img0=1,1\n')
-    with pytest.raises(SkipExperiment, match=r'only 1 of 8 images \(12%\)'): crop_path(src, dest=tmp_path/'c')
+def test_crop_row_with_few_boxes_is_skipped(photos, tmp_path):
+    a,b,c = _props(photos)
+    a.unlink(); b.unlink()
+    with pytest.raises(SkipExperiment, match=r'only 4 of 12 images \(33%\)'): crop_path(photos, dest=tmp_path/'c')
     assert not (tmp_path/'c').exists()
+
+def test_train_experiment_uses_the_course_learner(photos):
+    s = course_settings('smoke', size=32, presize=40, bs=8, workers=0)
+    learn, rec = train_experiment(Experiment('t', 'resnet18', steps=ONE_EPOCH), s, photos)
+    assert [m.name for m in learn.metrics] == ['accuracy', 'error_rate', 'precision_score', 'recall_score']
+    assert rec['status'] == 'done' and rec['n_train'] + rec['n_valid'] == 12
+    assert rec['n_valid'] == len(learn.dls.valid_ds) and all(photos in f.parents for f in learn.dls.valid_ds.items)
+    assert 0 <= rec['accuracy'] <= 1 and 0 <= rec['recall_macro'] <= 1 and rec['seconds'] > 0
 
 # the committed file, as the home page reads it
 
 def test_committed_results_file_is_readable_by_the_home_page():
-    assert COMMITTED.is_file(), 'nbs/10_experiments.ipynb writes nbs/results/kimchi_experiments.jsonl; run it and commit the file'
+    assert COMMITTED.is_file(), 'nbs/10_experiments.ipynb writes nbs/results/kimchi_experiments.jsonl with KIMCHI_COMMIT_RESULTS=1; run it and commit the file'
     df = read_results(COMMITTED)
     assert set(df['mode']) <= set(MODES)
+    assert df.groupby('mode').run_id.nunique().max() == 1, 'the committed file should hold one run per mode (keep_runs=1)'
     for m in set(df['mode']):
         t = results_table(COMMITTED, mode=m)
         assert list(t.index) == [e.name for e in seed_000_experiments()]
         done = t[t.status == 'done']
         assert done.valid_set.nunique() == 1  # every row of the latest run validated on the same photos
-        assert ((done.accuracy + done.error_rate - 1).abs() < 1e-6).all()
-    assert '| 1-resnet18 | resnet18 | no |' in results_markdown(COMMITTED)
+        assert done.n_valid.nunique() == 1 and (done.n_train > 0).all()
+        assert done[['accuracy', 'precision_macro', 'recall_macro']].apply(lambda c: c.between(0, 1)).all().all()
+    md = results_markdown(COMMITTED)
+    assert '| 1-resnet18 | resnet18 | no |' in md and '| 4-resnet18-crop | resnet18 | yes |' in md

@@ -1,18 +1,16 @@
-"Keras chapter (09): lazy, TensorFlow-free Keras, clear errors, checkpoints outside the working folder"
+"Keras chapter (09): lazy, TensorFlow-free Keras, clear errors, the stand-in data made once, checkpoints outside the working folder"
 import os, subprocess, sys, textwrap
 from pathlib import Path
-import numpy as np, pytest
+import pytest
 from PIL import Image
+from kimchi_course.archives import file_hashes
 import kimchi_course.keras_baseline as kb
 
-def _tiny_split(root:Path, n:int=4, size:int=90):
-    "A cats_vs_dogs_small-shaped tree of random images: train/validation/test × cat/dog"
-    rng = np.random.default_rng(0)
-    for split in ('train', 'validation', 'test'):
-        for c in ('cat', 'dog'):
-            (root/split/c).mkdir(parents=True)
-            for i in range(n): Image.fromarray(rng.integers(0, 255, (size, size+10, 3), dtype=np.uint8)).save(root/split/c/f'{c}.{i}.jpg')
-    return root
+@pytest.fixture(scope='module')
+def split(course_env):
+    "DLwP's train/validation/test × cat/dog tree, 4 images each, made by the chapter's own functions from the stand-in"
+    src = kb.toy_cats_dogs_standin(12, seed=1)
+    return kb.cats_vs_dogs_small(src, course_env/'cvd-test-split', 4, 4, 4)
 
 def test_module_import_does_not_import_keras():
     out = subprocess.run([sys.executable, '-c', "import sys, kimchi_course.keras_baseline; print('keras' in sys.modules)"],
@@ -28,24 +26,75 @@ def test_other_backend_is_refused(monkeypatch):
     monkeypatch.setenv('KERAS_BACKEND', 'tensorflow')
     with pytest.raises(ValueError, match='KERAS_BACKEND=torch'): kb.import_keras()
 
-def test_loader_errors(tmp_path):
+def test_standin_is_built_once_and_never_into_a_foreign_folder(tmp_path):
+    a = kb.toy_cats_dogs_standin(3, seed=7, dest=tmp_path/'s')
+    assert sorted(p.name for p in a.glob('*.jpg')) == ['cat.0.jpg', 'cat.1.jpg', 'cat.2.jpg', 'dog.0.jpg', 'dog.1.jpg', 'dog.2.jpg']
+    stamp = (a/'cat.0.jpg').stat().st_mtime_ns
+    assert kb.toy_cats_dogs_standin(3, seed=7, dest=a) == a and (a/'cat.0.jpg').stat().st_mtime_ns == stamp  # reused, not redrawn
+    assert [p.name for p in tmp_path.iterdir()] == ['s']  # no temporary folder left behind
+    (tmp_path/'mine').mkdir(); (tmp_path/'mine'/'notes.txt').write_text('keep me')
+    with pytest.raises(ValueError, match='not made by this'): kb.toy_cats_dogs_standin(3, seed=7, dest=tmp_path/'mine')
+    assert [p.name for p in (tmp_path/'mine').iterdir()] == ['notes.txt']
+    with pytest.raises(ValueError, match='not made by this'): kb.toy_cats_dogs_standin(4, seed=7, dest=a)  # other arguments
+
+def _jpeg(p, shade=0):
+    p.parent.mkdir(parents=True, exist_ok=True); Image.new('RGB', (40, 30), (shade, 0, 0)).save(p)
+
+def test_cats_vs_dogs_small(tmp_path):
+    flat = tmp_path/'train'
+    for c in ('cat', 'dog'):
+        for i in range(12): _jpeg(flat/f'{c}.{i}.jpg', i)
+    _jpeg(flat/'1.jpg'); (flat/'.DS_Store').write_bytes(b'x')
+    before = file_hashes(flat)
+    d = kb.cats_vs_dogs_small(flat, tmp_path/'small', n_train=4, n_valid=2, n_test=3)
+    got = {p.relative_to(d).as_posix() for p in d.rglob('*.jpg')}
+    assert {f'train/cat/cat.{i}.jpg' for i in range(4)} <= got and 'validation/dog/dog.5.jpg' in got and 'test/dog/dog.8.jpg' in got
+    assert len(got) == 18 and (d/'train'/'cat'/'cat.2.jpg').read_bytes() == (flat/'cat.2.jpg').read_bytes()
+    assert kb.cats_vs_dogs_small(flat, tmp_path/'small', n_train=4, n_valid=2, n_test=3) == d
+    with pytest.raises(ValueError, match='not empty'): kb.cats_vs_dogs_small(flat, tmp_path/'small', n_train=5, n_valid=2, n_test=3)
+    with pytest.raises(ValueError, match='needs 13'): kb.cats_vs_dogs_small(flat, tmp_path/'x', n_train=8, n_valid=2, n_test=3)
+    with pytest.raises(ValueError, match='overlaps'): kb.cats_vs_dogs_small(flat, flat/'sub', n_train=1, n_valid=1, n_test=1)
+    with pytest.raises(FileNotFoundError, match='is not a folder'): kb.cats_vs_dogs_small(tmp_path/'none', tmp_path/'y')
+    # fastai's URLs.DOGS layout: dogscats/{train,valid}/{cats,dogs}/cat.N.jpg
+    ds = tmp_path/'dogscats'
+    for split,rng in (('train', range(0, 8)), ('valid', range(8, 12))):
+        for c in ('cat', 'dog'):
+            for i in rng: _jpeg(ds/split/f'{c}s'/f'{c}.{i}.jpg')
+    d2 = kb.cats_vs_dogs_small(ds, tmp_path/'small2', n_train=6, n_valid=3, n_test=3)
+    assert sorted(p.name for p in (d2/'test'/'cat').iterdir()) == ['cat.10.jpg', 'cat.11.jpg', 'cat.9.jpg']
+    assert file_hashes(flat) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['dogscats', 'small', 'small2', 'train']  # no temporary folders left
+
+def test_the_split_has_the_books_shape(split):
+    counts = {(sp, c): len(list((split/sp/c).glob('*.jpg'))) for sp in ('train', 'validation', 'test') for c in ('cat', 'dog')}
+    assert set(counts.values()) == {4}
+
+def test_loader_errors(tmp_path, split):
     with pytest.raises(FileNotFoundError, match='not a folder'): kb.keras_loader(tmp_path/'missing')
-    for c in ('a', 'b', 'c'):
-        (tmp_path/c).mkdir(); Image.new('RGB', (8, 8)).save(tmp_path/c/'x.jpg')
-    with pytest.raises(ValueError, match='exactly 2'): kb.keras_loader(tmp_path)
+    with pytest.raises(ValueError, match='exactly 2'): kb.keras_loader(split)  # train/validation/test: three "classes"
+    xb,yb = next(iter(kb.keras_loader(split/'train', size=80, bs=3)))
+    assert tuple(xb.shape) == (3, 80, 80, 3) and tuple(yb.shape) == (3, 1) and float(xb.max()) > 1
 
 def test_convnet_sizes():
     assert kb.convnet_side(180) == 7 and kb.min_convnet_size() == 78
 
+def test_comparison_table():
+    rows = [dict(method='a', px=78, epochs='2', params=10, test_acc=0.5, secs_per_epoch=1.0),
+            dict(method='b', px=64, epochs='1+2', params=20, test_acc=0.75, secs_per_epoch=2.0)]
+    t = kb.comparison_table(rows)
+    assert list(t.index) == ['a', 'b'] and list(t.columns) == ['px', 'epochs', 'params', 'test acc', 's/epoch']
+    assert t.loc['b', 'test acc'] == 0.75
+    assert not hasattr(kb, 'results_table')  # chapter 10 owns results_table
+
 @pytest.mark.skipif(__import__('importlib').util.find_spec('keras') is None, reason='the keras extra is not installed')
-def test_fit_without_tensorflow_and_outside_cwd(tmp_path):
+def test_fit_without_tensorflow_and_outside_cwd(tmp_path, split):
     "A real fit in a fresh process: no TensorFlow module loaded, checkpoint in the cache, nothing written to the cwd"
-    data, cwd, cache = _tiny_split(tmp_path/'data'), tmp_path/'cwd', tmp_path/'cache'
+    cwd, cache = tmp_path/'cwd', tmp_path/'cache'
     cwd.mkdir()
     code = textwrap.dedent(f"""
         import sys
         from kimchi_course.keras_baseline import make_convnet, fit_convnet
-        run = fit_convnet(make_convnet(78, augment=True, dropout=0.5, name='t'), {str(data)!r}, epochs=1, bs=4, verbose=0)
+        run = fit_convnet(make_convnet(78, augment=True, dropout=0.5, name='t'), {str(split)!r}, epochs=1, bs=4, verbose=0)
         tf = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras')]
         print(run.checkpoint, run.test_acc, len(run.history['loss']), tf)
     """)
