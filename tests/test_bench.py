@@ -1,8 +1,9 @@
-"The benchmark helpers on cases the chapter 08 notebook doesn't reach: the fallback memory gauge, bad input"
+"The benchmark helpers on cases chapter 08 doesn't reach: the fallback memory gauge, budgets, the caller's state, bad input"
 import pytest, torch
-import kimchi_course.settings
+from torch import nn
 from kimchi_course import bench
-from kimchi_course.bench import peak_memory, largest_batch, batch_fits, get_arch, set_precision, step_memory
+from kimchi_course.core import course_settings
+from kimchi_course.bench import peak_memory, largest_batch, batch_fits, set_precision, step_memory
 
 def test_peak_memory_without_proc_falls_back_to_lifetime_peak(monkeypatch):
     monkeypatch.setattr(bench, '_reset_peak_rss', lambda: False)
@@ -18,11 +19,40 @@ def test_largest_batch_is_monotone_search():
         assert largest_batch(lambda bs: bs <= cap, start=1, limit=1024) == cap
     assert largest_batch(lambda bs: True, limit=1000) == 512
 
-def test_budget_on_a_small_model():
-    m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3*8*8, 4))
-    assert step_memory(m, 4, size=8) >= 0
-    assert largest_batch(batch_fits(m, 8, budget_mb=1e6), limit=32) == 32
+def test_budget_decides_the_batch_size(monkeypatch):
+    "`batch_fits` compares each step's measured memory with the budget: a budget just below a step's memory rules that batch out"
+    monkeypatch.setattr(bench, 'step_memory', lambda model, bs, size, precision: 3.0*bs)  # 3 MB per image, exactly
+    m = nn.Linear(2, 2)
+    assert largest_batch(batch_fits(m, 8, budget_mb=99.0), limit=64) == 33    # 33 images take 99 MB: fits
+    assert largest_batch(batch_fits(m, 8, budget_mb=98.9), limit=64) == 32    # 0.1 MB less: 33 no longer fits
+    with pytest.raises(ValueError, match='does not fit'): largest_batch(batch_fits(m, 8, budget_mb=5.9))
+
+def test_budget_between_two_measured_steps():
+    "Real measurements: a budget halfway between the memory of 8 and of 32 images lands in between"
+    m = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.Flatten(1), nn.LazyLinear(2))
+    m(torch.zeros(1, 3, 64, 64))  # materialise the lazy layer
+    m8, m32 = step_memory(m, 8, size=64), step_memory(m, 32, size=64)  # activations: about 2 MB per image
+    assert m32 > m8 + 24, (m8, m32)
+    found = largest_batch(batch_fits(m, 64, budget_mb=(m8+m32)/2), limit=64)
+    assert 8 <= found < 32, (found, m8, m32)
+
+@pytest.fixture
+def cudnn_benchmark_on():
+    "cuDNN's benchmark flag switched on (as a caller might), restored afterwards"
+    old = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = True, False
+    yield
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = old
+
+def test_bench_leaves_the_callers_state_alone(tiny_learner, cudnn_benchmark_on):
+    dls = tiny_learner.dls
+    rngs = [dl.rng.getstate() for dl in dls.loaders]
+    row = bench.bench(dls, course_settings(pretrained=False, seed=0), 'resnet18', steps=1, warmup=0)
+    assert [dl.rng.getstate() for dl in dls.loaders] == rngs  # the caller's shuffling is as it was
+    assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (True, False)  # flags not changed ...
+    assert (row['cudnn_benchmark'], row['cudnn_deterministic']) == (True, False)  # ... and reported as they were
+    assert row['timed'] == 1 and row['arch'] == 'resnet18'
 
 def test_bad_names():
-    with pytest.raises(ValueError, match='efficientnet_v2_s'): get_arch('vgg16')
     with pytest.raises(ValueError, match='bf16'): set_precision(None, 'half')
+    with pytest.raises(ValueError, match='budget_mb'): batch_fits(nn.Linear(2, 2))

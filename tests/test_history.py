@@ -1,11 +1,11 @@
 "The training-history helpers on cases the chapter 07 notebook doesn't show: train metrics, repeated fits, bad input"
 import numpy as np, pandas as pd, pytest
-import kimchi_course.settings
 import fastai.callback.schedule, fastai.callback.progress # fit_one_cycle, lr_find; the progress bar (for `no_bar`)
 from fastai.test_utils import synth_learner
 from fastai.learner import Recorder
 from fastai.metrics import mse
-from kimchi_course.history import HistoryCallback, history, best_epoch, retrain_epochs, fake_history, loss_gap
+from kimchi_course.lr import HistoryCallback
+from kimchi_course.history import history, best_epoch, retrain_epochs, fake_history, loss_gap
 
 def _quiet_fit(learn, *fits):
     with learn.no_bar(), learn.no_logging():

@@ -1,0 +1,26 @@
+"Chapter 06's helpers: what the optimizer gives each parameter group, read back, on a real (tiny) learner"
+import pytest
+from kimchi_course.core import course_learner, course_settings
+from kimchi_course.lr import BatchTrace
+from kimchi_course.discriminative import opt_lrs, group_lr_table, plot_group_lrs
+
+@pytest.fixture
+def fresh_learner(tiny_learner):
+    "A new unfrozen resnet18 learner on the shared tiny data"
+    learn = course_learner(tiny_learner.dls, course_settings(arch='resnet18', pretrained=False, seed=0))
+    learn.unfreeze()
+    return learn
+
+def test_opt_lrs_spaces_a_slice_multiplicatively(fresh_learner):
+    assert opt_lrs(fresh_learner, slice(1e-6, 1e-4)) == pytest.approx([1e-6, 1e-5, 1e-4], rel=1e-9)
+    assert opt_lrs(fresh_learner, slice(1e-3)) == pytest.approx([1e-4, 1e-4, 1e-3], rel=1e-9)
+    assert opt_lrs(fresh_learner) == pytest.approx([1e-4, 1e-4, 1e-3], rel=1e-9)  # reading changes nothing
+
+def test_group_lr_table_reads_the_peaks_of_a_fit(fresh_learner):
+    learn, trace = fresh_learner, BatchTrace()
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, lr_max=slice(1e-5, 1e-3), cbs=trace)
+    t = group_lr_table(learn, trace)
+    assert t.group.tolist() == [0, 1, 2]
+    assert t.ratio_to_previous.iloc[1:].tolist() == pytest.approx([10, 10], rel=1e-6)
+    assert t.peak_lr.iloc[-1] <= 1e-3 and t.peak_lr.iloc[-1] > 1e-4  # one cycle peaks at (or just below) lr_max
+    assert len(plot_group_lrs(trace).axes[0].lines) == 3
