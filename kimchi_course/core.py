@@ -237,8 +237,9 @@ def kimchi_slug(
 # %% ../nbs/00_core.ipynb #f0dd03db
 def class_of(
     f, # an image file; its parent folder names the class
-)->str:
+):
     "The class of file `f`: the kimchi slug of its folder, else the folder's name (NFC)"
+    # no `->str` annotation: fastai takes a labeller's return annotation as the type its label pipeline accepts
     folder = Path(f).parent.name
     return kimchi_slug(folder, default=unicodedata.normalize('NFC', folder))
 
