@@ -92,6 +92,7 @@ def build(out:Path=ROOT/'_preview', only:list=None, n_workers:int=2)->list:
         docs.append((f, fm, nb, name, label))
     pages = [(name, label) for *_, name, label in docs]
     for f, fm, nb, name, label in docs: (out/name).write_text(render_page(nb, fm, pages, name))
+    if (ROOT/'nbs'/'images').is_dir(): shutil.copytree(ROOT/'nbs'/'images', out/'images') # figures the pages link to, as Quarto copies them
     return [out/name for *_, name, _ in docs]
 
 if __name__ == '__main__':
