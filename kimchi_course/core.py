@@ -11,7 +11,8 @@ __all__ = ['KNOWN_NOISE', 'MODES', 'MODE_VALUES', 'CHAPTER_SETTINGS', 'KIMCHI_CL
            'settings_from_env', 'cache_dir', 'in_colab', 'project_urls', 'colab_url', 'colab_badge', 'chapter_info',
            'chapter_table', 'seed_everything', 'KimchiClass', 'kimchi_slug', 'class_of', 'write_atomic', 'read_marker',
            'build_folder', 'get_arch', 'course_metrics', 'course_learner', 'metrics_table', 'CourseParser',
-           'positive_int', 'nonneg_int', 'device_name', 'version_stamp']
+           'positive_int', 'nonneg_int', 'Spread', 'spread', 'clearly_above', 'bootstrap_diff', 'lesson_check',
+           'device_name', 'version_stamp']
 
 # %% ../nbs/00_core.ipynb #d92974db
 import os, sys, re, ast, json, uuid, shutil, random, argparse, platform, warnings, unicodedata
@@ -362,7 +363,6 @@ class CourseParser(argparse.ArgumentParser):
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
         sys.exit(2)
 
-# %% ../nbs/00_core.ipynb #fb32ddc6
 def _whole(text:str, least:int, what:str)->int:
     "Parse a whole number that is at least `least`, or explain why not"
     try: v = int(text)
@@ -381,6 +381,51 @@ def nonneg_int(
 )->int:
     "Parse a whole number that is zero or more, or explain why not"
     return _whole(text, 0, '0 or more')
+
+# %% ../nbs/00_core.ipynb #452de2dc
+class Spread(NamedTuple):
+    "Mean, minimum and maximum of one number per run; prints as `mean (min–max, n runs)`"
+    mean:float; lo:float; hi:float; n:int
+    def __str__(self): return f"{self.mean:.3f} ({self.lo:.3f}–{self.hi:.3f}, {self.n} runs)"
+
+def spread(
+    xs, # one number per seed
+)->Spread:
+    "Mean, minimum and maximum of `xs`"
+    xs = np.asarray(list(xs), dtype=float)
+    return Spread(float(xs.mean()), float(xs.min()), float(xs.max()), len(xs))
+
+def clearly_above(
+    a, # one arm's numbers, one per seed
+    b, # the other arm's numbers
+)->bool:
+    "Did every run of `a` beat every run of `b` (ranges that don't overlap)?"
+    return min(a) > max(b)
+
+# %% ../nbs/00_core.ipynb #1e0e131d
+def bootstrap_diff(
+    hits_a, # 1/0 per validation image: did model A get it right?
+    hits_b, # the same images for model B
+    n:int=2000, # bootstrap resamples
+    level:float=0.95, # the interval's coverage
+    seed:int=0, # seed for the resampling (its own generator: no global state changes)
+)->tuple:
+    "Accuracy difference A − B and its paired-bootstrap interval: `(diff, lo, hi)`"
+    a, b = np.asarray(hits_a, dtype=float), np.asarray(hits_b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or not len(a): raise ValueError(f"hits_a and hits_b must be the same images: got shapes {a.shape} and {b.shape}")
+    idx = np.random.default_rng(seed).integers(0, len(a), (n, len(a)))
+    diffs = a[idx].mean(1) - b[idx].mean(1)
+    lo, hi = np.quantile(diffs, [(1-level)/2, (1+level)/2])
+    return float(a.mean()-b.mean()), float(lo), float(hi)
+
+# %% ../nbs/00_core.ipynb #572d76bc
+def lesson_check(
+    lesson:str, # the lesson, as a claim ("pretrained beats random init")
+    numbers:str, # what this run measured, with its spread
+    shown:bool, # did the run show it beyond the spread?
+)->str:
+    "The chapter's one-line verdict: `Lesson check: <lesson>: <numbers> → shown | not shown`"
+    return f"Lesson check: {lesson}: {numbers} → {'shown' if shown else 'not shown'}"
 
 # %% ../nbs/00_core.ipynb #0f007a2e
 def device_name()->str:
