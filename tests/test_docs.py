@@ -1,10 +1,11 @@
 """The offline docs preview (tools/preview_docs.py): every page opens in headless Chromium with its title, no `#|`
 directive text, every figure an <img> that loads, and no error output."""
-import shutil, subprocess, sys
+import subprocess, sys
 import pytest
 from conftest import ROOT
 
-CHROMIUM, DRIVER = shutil.which('chromium') or shutil.which('chromium-browser'), shutil.which('chromedriver')
+sys.path.insert(0, str(ROOT/'tools'))
+from app_screenshot import CHROMIUM, DRIVER, browser as chromium
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver (tools/test.sh installs them where apt-get can)")
 
 @pytest.fixture(scope='module')
@@ -16,14 +17,7 @@ def pages(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    o = webdriver.ChromeOptions()
-    o.binary_location = CHROMIUM
-    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-              '--disable-component-update', '--disable-sync', '--window-size=1280,2000', f"--user-data-dir={tmp_path_factory.mktemp('chrome')}"):
-        o.add_argument(a)
-    d = webdriver.Chrome(service=Service(DRIVER), options=o)
+    d = chromium(tmp_path_factory.mktemp('chrome'), size=(1280, 2000))
     yield d
     d.quit()
 
@@ -43,8 +37,8 @@ def test_pages_in_browser(pages, browser):
         if '#|' in text: problems.append(f'{p.name}: directive text shows: ' + text[text.index('#|'):][:60])
         if 'Traceback (most recent call last)' in text or browser.find_elements('css selector', '[data-mime-type="application/vnd.jupyter.error"], .jp-OutputArea-output.jp-mod-error'):
             problems.append(f'{p.name}: an error output cell')
-        # figures: every image in an output must be an <img> that decoded (external badges are outside outputs)
-        bad = browser.execute_script("""return [...document.querySelectorAll('.jp-OutputArea img, .jp-RenderedImage img')]
+        # figures: every image in an output, and every local image in the prose (nbs/images/...), must be an <img> that decoded
+        bad = browser.execute_script("""return [...document.querySelectorAll('.jp-OutputArea img, .jp-RenderedImage img, .jp-RenderedMarkdown img:not([src^="http"])')]
             .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => (i.src || '').slice(0, 60));""")
         if bad: problems.append(f'{p.name}: figures that do not load: {bad}')
     assert not problems, '\n'.join(problems)

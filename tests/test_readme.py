@@ -7,7 +7,7 @@ def test_readme_matches_index():
     assert r.returncode == 0, r.stderr
 
 def test_index_chapter_table_is_current():
-    from kimchi_course.settings import chapter_table
+    from kimchi_course.core import chapter_table
     cells = json.loads((ROOT/'nbs'/'index.ipynb').read_text())['cells']
     shown = next(''.join(o['text']) for c in cells if c['cell_type'] == 'code' for o in c.get('outputs', [])
                  if 'chapter_table' in ''.join(c['source']) and o.get('output_type') == 'stream')
