@@ -1,15 +1,22 @@
-"The `kimchi-course` command end to end: --help everywhere, the demo, and one-line errors for bad arguments."
+"""The `kimchi-course` command (chapter 13), in-process through `run_main`: --help everywhere, one-line errors for bad
+arguments, the demo end to end (model.pt, report, the next commands, one line per epoch off a terminal), sub-commands
+imported lazily (predict without fastai), and the console script itself."""
+import subprocess, sys
+from pathlib import Path
 import pytest
-from conftest import run_cli
+from conftest import run_main, run_cli
+from kimchi_course.cli import *
+from kimchi_course.cli import _command
 
 def test_help():
-    r = run_cli('--help')
-    assert r.returncode == 0 and 'demo' in r.stdout
+    rc, out, err = run_main('--help')
+    assert rc == 0 and all(c in out for c in COMMANDS)
 
-@pytest.mark.parametrize('cmd, opt', [('demo', '--out'), ('prepare', '--per-class'), ('bench-presize', '--workers'), ('predict', '--top-k'), ('app', '--port')])
+@pytest.mark.parametrize('cmd, opt', [('demo', '--also-pickle'), ('prepare', '--per-class'), ('bench-presize', '--workers'),
+                                      ('predict', '--top-k'), ('app', '--port')])
 def test_subcommand_help(cmd, opt):
-    r = run_cli(cmd, '--help')
-    assert r.returncode == 0 and opt in r.stdout
+    rc, out, err = run_main(cmd, '--help')
+    assert rc == 0 and opt in out
 
 @pytest.mark.parametrize('args, msg', [
     (['demo', '--epochs', '-1'], 'must be at least 1'),
@@ -25,47 +32,92 @@ def test_subcommand_help(cmd, opt):
     ([], 'required'),
 ])
 def test_bad_arguments_one_line(args, msg):
-    r = run_cli(*args)
-    assert r.returncode == 2
-    assert msg in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert 'Traceback' not in r.stderr
+    rc, out, err = run_main(*args)
+    assert rc == 2 and msg in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert 'Traceback' not in err
+
+def test_console_script():
+    "The installed `kimchi-course` script runs `main`"
+    r = run_cli('demo', '--epochs', '-1')
+    assert r.returncode == 2 and 'must be at least 1' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+def test_command_is_found_before_parsing():
+    assert _command(['--help']) is None and _command(['predict', 'm.pt', '-k']) == 'predict'
+    assert build_parser().parse_args(['demo']).command == 'demo' # a placeholder: it parses, and has no function to run
+    assert not hasattr(build_parser().parse_args(['demo']), 'func')
+
+def _loaded(*lines)->list:
+    "Which heavy modules a fresh interpreter has imported after running `lines`"
+    code = '; '.join(lines) + "; print(sorted(m for m in ('fastai', 'torchvision', 'kimchi_course.app', 'kimchi_course.dataloaders') if m in sys.modules))"
+    r = subprocess.run([sys.executable, '-c', 'import sys; ' + code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return eval(r.stdout.strip().splitlines()[-1])
+
+def test_help_and_parsing_import_no_chapter():
+    assert _loaded("from kimchi_course.cli import build_parser", "build_parser(None).format_help()") == []
+    assert _loaded("from kimchi_course.cli import build_parser", "build_parser('demo').parse_args(['demo', '--epochs', '2'])") == []
+
+@pytest.fixture(scope='module')
+def model_file(tiny_learner, tmp_path_factory):
+    from kimchi_course.model_file import save_model
+    return save_model(tiny_learner, tmp_path_factory.mktemp('cli')/'model.pt')
+
+def test_predict_never_imports_fastai(model_file, toy_kimchi):
+    "`kimchi-course predict` (main, as the console script calls it) on a model file, in a fresh interpreter"
+    photo = sorted(toy_kimchi.rglob('*.jpg'))[0]
+    mods = _loaded("from kimchi_course.cli import main", f"rc = main(['predict', {str(model_file)!r}, {str(photo)!r}])",
+                   "assert rc == 0, rc")
+    assert 'fastai' not in mods and 'torchvision' not in mods and 'kimchi_course.app' in mods
 
 def test_demo_end_to_end(tmp_path):
-    out = tmp_path/'demo'
-    r = run_cli('demo', '--out', out, '--epochs', '4', timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert {p.name for p in out.iterdir()} == {'model.pkl', 'confusion_matrix.png', 'report.md'}
+    "demo → model.pt, confusion matrix, report with the next commands; one line per epoch off a terminal; then predict works"
+    import matplotlib
+    backend, out = matplotlib.get_backend(), tmp_path/'demo'
+    rc, stdout, err = run_main('demo', '--out', out, '--epochs', '2')
+    assert rc == 0, err[-3000:]
+    assert {p.name for p in out.iterdir()} == {'model.pt', 'confusion_matrix.png', 'report.md'}
     assert (out/'confusion_matrix.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert matplotlib.get_backend() == backend
     report = (out/'report.md').read_text()
     acc = float(next(l for l in report.splitlines() if l.startswith('| accuracy |')).split('|')[2])
-    assert acc >= 2/11, f'demo accuracy {acc:.3f} is not clearly above chance (1/11)'
-    assert 'synthetic' in report
+    assert acc > 1/11, f'demo accuracy {acc:.3f} is not above chance (1/11)'
+    assert 'synthetic' in report and f'kimchi-course app {out}/model.pt' in report
+    epochs = [l for l in stdout.splitlines() if l.split()[:1] and l.split()[0].isdigit()]
+    assert len(epochs) == 3 and sum(l.startswith('epoch ') for l in stdout.splitlines()) == 2 # 1 frozen + 2, a header per phase
+    assert '█' not in stdout
+    predict = next(l.strip() for l in stdout.splitlines() if l.strip().startswith('kimchi-course predict '))
+    assert predict.startswith(f'kimchi-course predict {out}/model.pt ')
+    rc, pout, perr = run_main(*predict.split()[1:]) # the printed command, as a user would paste it
+    assert rc == 0 and pout.count('%') == 3, perr
+
+def test_demo_outputs_also_pickle(tiny_learner, tmp_path):
+    "`--also-pickle` adds a fastai export that load_learner reads; model.pt predicts what the learner predicts"
+    from fastai.vision.all import Learner, load_learner
+    from kimchi_course.core import course_settings
+    from kimchi_course.model_file import load_model
+    l = Learner(tiny_learner.dls, tiny_learner.model, loss_func=tiny_learner.loss_func); l.arch = tiny_learner.arch # export resets an optimiser: not the shared one
+    s = demo_settings(epochs=1, n_per_class=4)
+    files = write_demo_outputs(l, tmp_path, dict(valid_loss=2.0, accuracy=0.25), 1.5, s, also_pickle=True)
+    assert {p.name for p in tmp_path.iterdir()} == {'model.pt', 'model.pkl', 'confusion_matrix.png', 'report.md'}
+    assert load_model(files['model']).meta['accuracy'] == 0.25
+    assert list(load_learner(files['pickle']).dls.vocab) == list(l.dls.vocab)
+
+def test_next_commands_quote_paths():
+    assert next_commands(Path('my demo/model.pt'), Path('a b.jpg')) == ["kimchi-course predict 'my demo/model.pt' 'a b.jpg'",
+                                                                     "kimchi-course app 'my demo/model.pt'"]
 
 def test_demo_refuses_a_file_as_out(tmp_path):
     f = tmp_path/'a_file'; f.write_text('mine')
-    r = run_cli('demo', '--out', f, '--epochs', '1', '--n-per-class', '4')
-    assert r.returncode != 0 and 'Traceback' not in r.stderr
+    rc, out, err = run_main('demo', '--out', f, '--epochs', '1', '--n-per-class', '4')
+    assert rc == 1 and 'is a file' in err and len(err.strip().splitlines()) == 1
     assert f.read_text() == 'mine'
 
 def test_prepare_bad_source_one_line(tmp_path):
-    r = run_cli('prepare', tmp_path/'missing.zip', tmp_path/'cache')
-    assert r.returncode == 1 and 'does not exist' in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and 'Traceback' not in r.stderr
+    rc, out, err = run_main('prepare', tmp_path/'missing.zip', tmp_path/'cache')
+    assert rc == 1 and 'does not exist' in err and len(err.strip().splitlines()) == 1
 
 def test_prepare_empty_folder_one_line(tmp_path):
     (tmp_path/'empty').mkdir()
-    r = run_cli('prepare', tmp_path/'empty', tmp_path/'cache')
-    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
-
-def test_prepare_messy_toy_kimchi(tmp_path):
-    "prepare on a messy toy-kimchi (NFD names, broken files): reports, presizes, leaves the source untouched"
-    from kimchi_course.toy import make_toy_kimchi
-    from kimchi_course.data import file_hashes
-    src = make_toy_kimchi(tmp_path/'toy', n_per_class=4, seed=1, hangul='nfd', broken_files=True, malformed_props=True)
-    before = file_hashes(src)
-    r = run_cli('prepare', src, tmp_path/'cache', '--per-class', '3', '--size', '64')
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert file_hashes(src) == before
-    out = [p for p in (tmp_path/'cache').rglob('*.jpg')]
-    assert 0 < len(out) <= 33
+    rc, out, err = run_main('prepare', tmp_path/'empty', tmp_path/'cache')
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and 'Traceback' not in err, err

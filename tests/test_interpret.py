@@ -1,105 +1,73 @@
-"Safe model files (`kimchi_course.interpret`): round trip, and one clear error for every file that isn't one"
-import warnings
-from pathlib import Path
+"""Reading a first model (`kimchi_course.interpret`, chapter 03): per-class numbers against scikit-learn, the dish share, the
+confusion figure (off pyplot), the validation frame, and training reported one line per epoch."""
+import copy
 import numpy as np, pytest, torch
 from PIL import Image
-from kimchi_course.settings import seed_everything
-from kimchi_course.data import KIMCHI_SLUGS, kimchi_dls
+from sklearn.metrics import classification_report, confusion_matrix
+from kimchi_course.core import KIMCHI_SLUGS
 from kimchi_course.interpret import *
-from fastai.vision.all import vision_learner, resnet18, Learner, nn, CrossEntropyLossFlat
+from fastai.vision.all import Learner, CrossEntropyLossFlat, accuracy
 
-@pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
-    "A tiny hand-made kimchi folder (2 images per class), its DataLoaders, a learner and its safe file"
-    root = tmp_path_factory.mktemp('tiny')
+def test_class_confusion_and_report_match_sklearn():
     rng = np.random.default_rng(0)
-    for i,c in enumerate(KIMCHI_SLUGS):
-        (root/'data'/c).mkdir(parents=True)
-        for j in range(3):
-            a = rng.integers(0, 255, (40+7*j, 50, 3), dtype=np.uint8); a[..., i%3] = 20*i
-            Image.fromarray(a).save(root/'data'/c/f'img_{j}.jpg')
-    seed_everything(0)
-    dls = kimchi_dls(root/'data', size=32, presize=40, bs=8, seed=0, workers=0)
-    learn = vision_learner(dls, resnet18, pretrained=False)
-    learn.model.eval()
-    with torch.no_grad(): # move the batch-norm statistics away from their defaults, so a fresh model predicts differently
-        learn.model.train(); learn.model(dls.one_batch()[0]); learn.model.eval()
-    return root, dls, learn, save_safe(learn, root/'model.pt', meta=dict(note='tiny'))
+    t, p = rng.integers(0, 11, 200), rng.integers(0, 11, 200)
+    test = class_confusion(p, t, 11)
+    assert (test == confusion_matrix(t, p, labels=range(11))).all()
+    probs = np.eye(11)[p] * 0.9 + 0.01 # probabilities give the same matrix as their argmax
+    assert (class_confusion(probs, t, 11) == test).all()
+    rep, sk = class_report(p, t), classification_report(t, p, labels=range(11), output_dict=True, zero_division=0)
+    for i,row in rep.iterrows():
+        assert row.precision == pytest.approx(sk[str(i)]['precision']) and row.recall == pytest.approx(sk[str(i)]['recall'])
+        assert row.support == sk[str(i)]['support']
+    off = test.copy(); np.fill_diagonal(off, 0)
+    assert list(rep.confused_with) == [KIMCHI_SLUGS[j] if off[i].max() else '' for i,j in enumerate(off.argmax(1))]
+    with pytest.raises(ValueError, match='out of range'): class_confusion([0, 11], [0, 1], 11)
+    with pytest.raises(ValueError, match='2 predictions but 1 targets'): class_confusion([0, 1], [0], 11)
 
-def test_round_trip(tiny):
-    root, dls, learn, f = tiny
-    p0,_ = learn.get_preds()
-    p1,_ = load_safe(f, dls).get_preds()
-    assert torch.equal(p0, p1)
-    fresh,_ = vision_learner(dls, resnet18, pretrained=False).get_preds()
-    assert not torch.allclose(fresh, p0) # the round trip is not passing by luck
-    pr = KimchiPredictor(f, device='cpu')
-    p2 = pr.predict(list(dls.valid_ds.items), bs=3)
-    assert torch.allclose(p2, p0, atol=1e-4)
-    assert pr.info['meta'] == dict(note='tiny') and pr.vocab == list(KIMCHI_SLUGS)
+def test_romanized():
+    assert romanized('배추김치') == 'baechu-kimchi' and romanized('kkakdugi') == 'kkakdugi' and romanized('cat') == 'cat'
 
-def test_plain_torch_load(tiny):
-    info = torch.load(tiny[3], weights_only=True)
-    assert info['arch'] == 'resnet18' and info['vocab'] == list(KIMCHI_SLUGS)
-    assert info['presize'] == (40, 40) and info['size'] == (32, 32)
+def test_dish_share():
+    assert dish_share((0, 0, 100, 100), (100, 100)) == 1.
+    assert dish_share((0, 0, 50, 100), (200, 100)) == 0. # left of the centre square 50..150
+    assert dish_share((25, 0, 50, 100), (200, 100)) == 0.25
 
-@pytest.mark.parametrize('content,msg', [
-    (b'', 'not a PyTorch file'),
-    (b'\x89PNG\r\n\x1a\n' + bytes(100), 'not a PyTorch file'),
-    (bytes(range(256))*4, 'not a PyTorch file'),
-])
-def test_not_torch(tmp_path, content, msg):
-    f = tmp_path/'x.pt'; f.write_bytes(content)
-    with pytest.raises(ValueError, match=msg): read_safe(f)
+def test_dish_shares_finds_originals_and_boxes(tmp_path):
+    (tmp_path/'src'/'배추김치').mkdir(parents=True); (tmp_path/'seen'/'baechu-kimchi').mkdir(parents=True)
+    for stem in 'abc':
+        Image.new('RGB', (200, 100)).save(tmp_path/'src'/'배추김치'/f'{stem}.JPG')
+        Image.new('RGB', (64, 64)).save(tmp_path/'seen'/'baechu-kimchi'/f'{stem}.jpg')
+    (tmp_path/'src'/'배추김치'/'crop_area.properties').write_text('a=75,0,50,100\nb=25,0,50,100\nc=oops\n')
+    r = dish_shares([tmp_path/'seen'/'baechu-kimchi'/f'{s}.jpg' for s in 'abcd'], tmp_path/'src')
+    assert list(r[:2]) == [0.5, 0.25] and np.isnan(r[2:]).all() # c: malformed box; d: no original
 
-def test_fastai_export(tiny, tmp_path):
-    learn = tiny[2]
-    learn.export(tmp_path/'export.pkl')
-    with pytest.raises(ValueError, match='load_learner'): read_safe(tmp_path/'export.pkl')
-    with pytest.raises(ValueError, match='load_learner'): KimchiPredictor(tmp_path/'export.pkl')
+def test_confusion_figure_leaves_pyplot_alone():
+    import matplotlib, matplotlib.pyplot as plt
+    backend, figs = matplotlib.get_backend(), plt.get_fignums()
+    fig = confusion_figure([0, 1, 1, 2], [0, 1, 0, 2], ['배추김치', 'b', 'c'], figsize=(3, 3))
+    assert matplotlib.get_backend() == backend and plt.get_fignums() == figs
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ['baechu-kimchi', 'b', 'c']
+    assert sorted(int(t.get_text()) for t in ax.texts) == [1, 1, 1, 1] # four non-empty cells, one image each
 
-def test_other_torch_files(tiny, tmp_path):
-    learn = tiny[2]
-    torch.save(learn.model.state_dict(), tmp_path/'sd.pt')
-    torch.save([1, 2, 3], tmp_path/'list.pt')
-    for f in ('sd.pt', 'list.pt'):
-        with pytest.raises(ValueError, match='not a kimchi-course safe model'): read_safe(tmp_path/f)
+def test_valid_frame(tiny_learner):
+    with tiny_learner.no_bar(): preds, targs = tiny_learner.get_preds()
+    vf = valid_frame(tiny_learner, preds, targs)
+    assert len(vf) == len(tiny_learner.dls.valid_ds) and vf.loss.is_monotonic_decreasing
+    assert vf.correct.mean() == pytest.approx(float((preds.argmax(1) == targs).float().mean()))
+    assert set(vf.file) == set(tiny_learner.dls.valid_ds.items)
 
-def _edited(src, dst, **changes):
-    info = torch.load(src, weights_only=True); info.update(changes)
-    for k,v in changes.items():
-        if v is None: info.pop(k)
-    torch.save(info, dst); return dst
+def test_layer_table(tiny_learner):
+    head = layer_table(tiny_learner.model[1])
+    assert head.detail.iloc[-1] == '512 → 11' and head.params.sum() == sum(p.numel() for p in tiny_learner.model[1].parameters())
 
-def test_damaged_files(tiny, tmp_path):
-    f = tiny[3]
-    with pytest.raises(ValueError, match='newer kimchi-course'): read_safe(_edited(f, tmp_path/'v.pt', version=99))
-    with pytest.raises(ValueError, match='lacks vocab'): read_safe(_edited(f, tmp_path/'k.pt', vocab=None))
-    with pytest.raises(ValueError, match='architecture'): read_safe(_edited(f, tmp_path/'a.pt', arch='os.system'))
-    with pytest.raises(ValueError, match="don't fit"): KimchiPredictor(_edited(f, tmp_path/'r.pt', arch='resnet34'))
-    with pytest.raises(ValueError, match="don't fit"): KimchiPredictor(_edited(f, tmp_path/'n.pt', vocab=['a', 'b']))
-
-def test_missing(tmp_path):
-    with pytest.raises(FileNotFoundError, match='does not exist'): read_safe(tmp_path/'nope.pt')
-    with pytest.raises(FileNotFoundError): read_safe(tmp_path)
-
-def test_save_needs_vision_learner(tiny, tmp_path):
-    dls = tiny[1]
-    plain = Learner(dls, nn.Sequential(nn.Flatten(), nn.LazyLinear(11)), loss_func=CrossEntropyLossFlat())
-    with pytest.raises(ValueError, match='vision_learner'): save_safe(plain, tmp_path/'p.pt')
-    assert not (tmp_path/'p.pt').exists()
-
-def test_custom_head(tiny, tmp_path):
-    dls = tiny[1]
-    learn = vision_learner(dls, resnet18, pretrained=False, lin_ftrs=[64])
-    f = save_safe(learn, tmp_path/'h.pt', model_kwargs=dict(lin_ftrs=[64]))
-    assert KimchiPredictor(f).predict(dls.valid_ds.items[:2]).shape == (2, 11)
-    g = save_safe(learn, tmp_path/'h2.pt') # forgot the head arguments
-    with pytest.raises(ValueError, match='model_kwargs'): KimchiPredictor(g)
-
-def test_predictor_bad_files(tiny, tmp_path):
-    pr = KimchiPredictor(tiny[3])
-    (tmp_path/'notes.jpg').write_text('not a picture')
-    with pytest.raises(FileNotFoundError, match='no such image file'): pr.predict([tmp_path/'gone.jpg'])
-    with pytest.raises(ValueError, match="can't read"): pr.predict([tmp_path/'notes.jpg'])
-    assert list(pr.classify(tiny[1].valid_ds.items[0]).columns) == ['file', 'slug', 'hangul', 'prob']
+def test_epoch_lines(tiny_learner):
+    "One header and one line per epoch, no progress bar characters, and the logger is restored"
+    t = tiny_learner
+    l = Learner(t.dls, copy.deepcopy(t.model), loss_func=CrossEntropyLossFlat(), metrics=accuracy) # don't train the shared learner
+    out = []
+    with epoch_lines(l, write=out.append): l.fit(2, 1e-4)
+    assert len(out) == 3 and out[0].split() == ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']
+    assert [o.split()[0] for o in out[1:]] == ['0', '1'] and all(len(o.split()) == 5 for o in out[1:])
+    assert float(out[2].split()[3]) == pytest.approx(l.recorder.values[-1][2], abs=1e-4)
+    assert not any('█' in o for o in out) and l.logger is print
