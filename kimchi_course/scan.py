@@ -13,7 +13,7 @@ from pathlib import Path
 from functools import partial
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
-import numpy as np, pandas as pd
+import numpy as np
 from fastcore.foundation import L
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 from .core import *
@@ -96,7 +96,7 @@ def _natural_key(p)->list:
 
 class ImageScan:
     "What `scan_images` found: a status for every file, the good files, the problems and per-class counts"
-    def __init__(self, path:Path, df:pd.DataFrame, seconds:float, kimchi:bool=True):
+    def __init__(self, path:Path, df:'pandas.DataFrame', seconds:float, kimchi:bool=True):
         self.path,self.df,self.seconds,self.kimchi = path,df,seconds,kimchi
 
     @property
@@ -105,18 +105,19 @@ class ImageScan:
         return L(self.df.loc[self.df.status=='ok', 'path'].tolist())
 
     @property
-    def problems(self)->pd.DataFrame:
+    def problems(self)->'pandas.DataFrame':
         "Every file that is left out (not `ok`, `metadata` or `other`), with what is wrong"
         d = self.df[~self.df.status.isin(['ok', 'metadata', 'other'])]
         return d[['folder', 'name', 'status', 'note']].reset_index(drop=True)
 
     @property
-    def counts(self)->pd.DataFrame:
+    def counts(self)->'pandas.DataFrame':
         "Per class: good images, and files with problems"
         d = self.df[self.df.cls.notna()]
         idx = KIMCHI_SLUGS if self.kimchi else sorted(d.cls.unique())
         ok = d[d.status=='ok'].groupby('cls').size().reindex(idx, fill_value=0)
         bad = d[~d.status.isin(['ok', 'metadata', 'other'])].groupby('cls').size().reindex(idx, fill_value=0)
+        import pandas as pd # here, not at the top: `kimchi-course predict` imports this module and never needs pandas
         res = pd.DataFrame({'ok':ok, 'problems':bad})
         if self.kimchi: res.insert(0, 'hangul', [HANGUL[c] for c in idx])
         res.index.name = 'class'
@@ -174,6 +175,7 @@ def scan_images(
         if workers == 0: rows = [chk(f) for f in files]
         else:
             with ThreadPoolExecutor(workers or min(16, 2*(os.cpu_count() or 1))) as ex: rows = list(ex.map(chk, files))
+    import pandas as pd # lazily, as above
     df = pd.DataFrame(rows, columns=['status', 'format', 'mode', 'width', 'height', 'orientation', 'note'])
     df[['width', 'height', 'orientation']] = df[['width', 'height', 'orientation']].astype('Int64')
     df.insert(0, 'path', files)
