@@ -10,9 +10,8 @@ __all__ = ['KNOWN_NOISE', 'MODES', 'MODE_VALUES', 'CHAPTER_SETTINGS', 'KIMCHI_CL
            'NO_GPU_ON_COLAB', 'quiet_known_warnings', 'course_mode', 'CourseSettings', 'course_settings',
            'settings_from_env', 'cache_dir', 'in_colab', 'project_urls', 'colab_url', 'colab_badge', 'chapter_info',
            'chapter_table', 'seed_everything', 'KimchiClass', 'kimchi_slug', 'class_of', 'write_atomic', 'read_marker',
-           'build_folder', 'get_arch', 'course_metrics', 'course_learner', 'metrics_table', 'CourseParser',
-           'positive_int', 'nonneg_int', 'Spread', 'spread', 'clearly_above', 'bootstrap_diff', 'lesson_check',
-           'device_name', 'version_stamp']
+           'build_folder', 'get_arch', 'course_metrics', 'metrics_table', 'CourseParser', 'positive_int', 'nonneg_int',
+           'Spread', 'spread', 'clearly_above', 'bootstrap_diff', 'lesson_check', 'device_name', 'version_stamp']
 
 # %% ../nbs/00_core.ipynb #d92974db
 import os, sys, re, ast, json, uuid, shutil, random, argparse, platform, warnings, unicodedata
@@ -50,7 +49,7 @@ def course_mode(
 # %% ../nbs/00_core.ipynb #4db26631
 MODE_VALUES = dict(
     smoke=dict(seed=42, n_per_class=30, presize=96, size=64, bs=32, epochs=6, freeze_epochs=1, lr=1e-2,
-               pretrained=False, lr_find_iters=30, arch='resnet18', valid_pct=0.2, workers=0),
+               pretrained=True, lr_find_iters=30, arch='resnet18', valid_pct=0.2, workers=0),
     full =dict(seed=42, n_per_class=500, presize=460, size=224, bs=64, epochs=5, freeze_epochs=1, lr=2e-3,
                pretrained=True, lr_find_iters=100, arch='resnet18', valid_pct=0.2, workers=2),
 )
@@ -331,22 +330,6 @@ def course_metrics()->list:
     from sklearn.metrics import precision_score, recall_score
     return [accuracy, error_rate, skm_to_fastai(precision_score, average='macro', zero_division=0),
             skm_to_fastai(recall_score, average='macro', zero_division=0)]
-
-# %% ../nbs/00_core.ipynb #7c4a343c
-def course_learner(
-    dls, # the chapter's DataLoaders
-    s:CourseSettings, # the chapter's settings: `arch`, `pretrained` and `seed` are the defaults below
-    arch:str=None, # one of `ARCHS` (default: `s.arch`)
-    pretrained:bool=None, # start from pretrained weights (default: `s.pretrained`)
-    metrics:list=None, # default: `course_metrics()`
-    seed:int=None, # seed for the new head's weights (default: `s.seed`)
-    **kwargs, # more `fastai.vision.learner.vision_learner` arguments
-):
-    "A fastai `vision_learner` with the course's metrics, seeded so the same settings start from the same weights"
-    from fastai.vision.learner import vision_learner
-    seed_everything(s.seed if seed is None else seed)
-    return vision_learner(dls, get_arch(arch or s.arch), pretrained=s.pretrained if pretrained is None else pretrained,
-                          metrics=course_metrics() if metrics is None else metrics, **kwargs)
 
 # %% ../nbs/00_core.ipynb #1c3d4980
 def metrics_table(
