@@ -100,18 +100,26 @@ def test_toy_arch_with_vision_learner(cache, toy_kimchi):
     rnd = vision_learner(dls, b, pretrained=False, metrics=accuracy)
     assert not torch.equal(rnd.model[0][0].weight.detach(), w['conv1.weight'])
 
-def test_course_arch():
+def test_course_learner_picks_the_weights(cache, toy_kimchi, monkeypatch):
     from torchvision.models import resnet18
-    assert course_arch(course_settings('smoke'), pretrained=True) is toy_arch('resnet18')
-    assert course_arch(course_settings('smoke'), pretrained=False) is resnet18
-    assert course_arch(course_settings('full'), pretrained=True) is resnet18
+    from kimchi_course.dataloaders import kimchi_dls
+    dls = kimchi_dls(toy_kimchi, size=32, presize=40, bs=8, seed=0, workers=0)
+    tiny = toy_arch('resnet18', 16, 0, n_per_class=1, epochs=1, bs=16)
+    monkeypatch.setattr(pt, 'toy_arch', lambda name: tiny) # the tiny backbone stands in for the course's one
+    smoke = course_settings('smoke', env={})
+    learn = course_learner(dls, smoke, pretrained=True)
+    assert learn.arch is tiny and [m.name for m in learn.metrics] == ['accuracy', 'error_rate', 'precision_score', 'recall_score']
+    assert course_learner(dls, smoke, pretrained=False).arch is resnet18
+    a, b = course_learner(dls, smoke, pretrained=False), course_learner(dls, smoke, pretrained=False)
+    assert torch.equal(a.model[1][-1].weight, b.model[1][-1].weight) # seeded: same head
+    assert not torch.equal(a.model[1][-1].weight, course_learner(dls, smoke, pretrained=False, seed=1).model[1][-1].weight)
 
-def test_lesson_check():
+def test_transfer_lesson():
     runs = pd.DataFrame(dict(init=['random', 'pretrained']*3, seed=[0, 0, 1, 1, 2, 2], head_only=[.1, .5, .2, .6, .15, .55],
                              fine_tuned=[.3, .8, .4, .9, .35, .85], n_valid=220))
-    line = lesson_check(runs)
-    assert line.startswith('Lesson check:') and line.endswith(': shown') and '220 validation images' in line and '3 seeds' in line
-    assert lesson_check(runs.assign(fine_tuned=[.3, .8, .85, .9, .35, .85])).endswith('not shown') # ranges overlap
-    assert lesson_check(runs.assign(head_only=[.1, .5, .6, .6, .15, .55])).endswith('not shown')
+    line = transfer_lesson(runs)
+    assert line.startswith('Lesson check:') and line.endswith('→ shown') and '220 validation images' in line and '3 seeds' in line
+    assert transfer_lesson(runs.assign(fine_tuned=[.3, .8, .85, .9, .35, .85])).endswith('not shown') # ranges overlap
+    assert transfer_lesson(runs.assign(head_only=[.1, .5, .6, .6, .15, .55])).endswith('not shown')
     s = arm_summary(runs)
     assert s.loc[('fine_tuned', 'pretrained'), 'mean'] == pytest.approx(.85) and s.loc[('head_only', 'random'), 'max'] == .2
