@@ -120,12 +120,14 @@ def _resnet_body(arch:str)->list:
 MODEL_FORMAT,MODEL_VERSION = 'kimchi-course model',2
 
 def _arch_name(learn)->str:
-    "The torchvision name of `learn.arch`, or a clear error"
-    arch = getattr(learn, 'arch', None); name = getattr(arch, '__name__', None)
+    "The torchvision name of `learn.arch` (or of the architecture a builder wraps, as chapter 02a's toy-pretrained one does), or a clear error"
+    arch = getattr(learn, 'arch', None)
     import torchvision.models as tvm # only when saving: the learner's fastai has imported torchvision already
-    if not callable(arch) or name not in tvm.list_models(module=tvm) or getattr(tvm, name) is not arch:
-        raise ValueError(f"a model file needs a Learner made by `vision_learner` with a torchvision architecture (e.g. resnet18); got arch={name or arch!r}")
-    return name
+    for a in (arch, getattr(arch, '__wrapped__', None)): # `toy_resnet18.__wrapped__` is torchvision's resnet18
+        name = getattr(a, '__name__', None)
+        if callable(a) and name in tvm.list_models(module=tvm) and getattr(tvm, name) is a: return name
+    name = getattr(arch, '__name__', None)
+    raise ValueError(f"a model file needs a Learner made by `vision_learner` with a torchvision architecture (e.g. resnet18); got arch={name or arch!r}")
 
 def model_spec(
     learn, # a fastai Learner made by `vision_learner` with a torchvision architecture (duck-typed: fastai is not imported)

@@ -71,3 +71,15 @@ def test_epoch_lines(tiny_learner):
     assert [o.split()[0] for o in out[1:]] == ['0', '1'] and all(len(o.split()) == 5 for o in out[1:])
     assert float(out[2].split()[3]) == pytest.approx(l.recorder.values[-1][2], abs=1e-4)
     assert not any('█' in o for o in out) and l.logger is print
+
+def test_epoch_hits(tiny_learner):
+    "One array per epoch over both fits, in validation order, whose mean is the epoch's accuracy; validation batches only"
+    t = tiny_learner
+    l = Learner(t.dls, copy.deepcopy(t.model), loss_func=CrossEntropyLossFlat(), metrics=accuracy) # don't train the shared learner
+    hits = EpochHits()
+    with l.no_bar(), l.no_logging():
+        l.fit(2, 1e-4, cbs=hits); l.fit(1, 1e-4, cbs=hits)
+    assert len(hits.hits) == 3 and all(len(h) == len(t.dls.valid_ds) and h.dtype == bool for h in hits.hits)
+    assert hits.hits[-1].mean() == pytest.approx(l.recorder.values[-1][2], abs=1e-6)
+    with l.no_bar(): preds, targs = l.get_preds()
+    assert (hits.hits[-1] == (preds.argmax(1) == targs).numpy()).all() and len(hits.hits) == 3 # get_preds added nothing: not one of its fits

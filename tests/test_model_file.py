@@ -5,7 +5,8 @@ import subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
-from kimchi_course.core import KIMCHI_SLUGS, course_learner, course_settings
+from kimchi_course.core import KIMCHI_SLUGS, course_settings
+from kimchi_course.pretraining import course_learner
 from kimchi_course.model_file import *
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, RandomSplitter, Resize, Normalize, Transform, TensorImage,
                                aug_transforms, imagenet_stats, get_image_files, parent_label, Learner, CrossEntropyLossFlat, nn)
@@ -179,3 +180,18 @@ def test_decompression_bombs_refused(saved, tmp_path):
     p, errors = load_model(saved, device='cpu').predict([tmp_path/'huge.png', tmp_path/'big.png'])
     assert errors[0] == 'refused: claims more than twice the pixels PIL allows (a possible decompression bomb)'
     assert errors[1].startswith('refused: claims 100,000,000 pixels') and torch.isnan(p).all()
+
+def test_toy_pretrained_learner(tiny_learner, photos, tmp_path, monkeypatch):
+    "A learner on chapter 02a's toy-pretrained builder (`toy_resnet18`, which wraps torchvision's resnet18) saves as a resnet18 and predicts as fastai does"
+    from fastai.vision.all import vision_learner
+    from kimchi_course.pretraining import toy_arch, toy_pretrained
+    monkeypatch.setenv('KIMCHI_CACHE', str(tmp_path/'cache')) # the tiny backbone is built here, never in a shared cache
+    tiny = dict(size=16, n_per_class=1, epochs=1, bs=16) # the real builder on a tiny source task: a quick build in the test cache
+    l = vision_learner(tiny_learner.dls, toy_arch('resnet18', **tiny), pretrained=True)
+    toy = torch.load(toy_pretrained('resnet18', **tiny, log=None)/'weights.pth', weights_only=True)
+    assert l.arch.__name__ == 'toy_resnet18' and torch.equal(l.model[0][0].weight, toy['conv1.weight']) # the toy weights are loaded
+    km = load_model(save_model(l, tmp_path/'m.pt'), device='cpu')
+    assert km.arch == 'resnet18' and km.info['arch'] == 'resnet18'
+    p, errors = km.predict(photos)
+    p0 = fastai_probs(l, photos)
+    assert errors == {} and torch.equal(p.argmax(1), p0.argmax(1)) and (p - p0).abs().max() < 1e-3

@@ -15,12 +15,13 @@ GOAL = 0.40 # issue 17: a cold predict in at most 40% of the time of importing f
 def make_model(dest:Path)->tuple:
     "A model file and a photo to predict: a resnet18 learner on a tiny toy-kimchi, saved with `save_model`"
     os.environ.setdefault('KIMCHI_CACHE', str(dest/'cache')) # leave ~/.cache alone
-    from kimchi_course.core import course_learner, course_settings
+    from kimchi_course.core import course_settings
+    from kimchi_course.pretraining import course_learner
     from kimchi_course.toy import make_toy_kimchi
     from kimchi_course.dataloaders import kimchi_dls
     from kimchi_course.model_file import save_model
     toy = make_toy_kimchi(dest/'toy', n_per_class=2, seed=0)
-    s = course_settings(mode='smoke', pretrained=False)
+    s = course_settings(mode='smoke', env={}, pretrained=False) # random weights: the benchmark times loading and one forward pass
     learn = course_learner(kimchi_dls(toy, size=s.size, presize=s.presize, bs=4, seed=0, workers=0), s)
     return save_model(learn, dest/'model.pt'), sorted(toy.rglob('*.jpg'))[0]
 
