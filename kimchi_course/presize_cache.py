@@ -16,7 +16,8 @@ from PIL import Image
 from fastcore.foundation import L
 from fastcore.parallel import parallel
 from .core import *
-from .archives import extract_archive, kimchi_source, file_hashes, _source_tag, _on_slow_mount
+from .open_data import parquet_files
+from .archives import extract_archive, kimchi_source, file_hashes, _source_tag, _on_slow_mount, _hf_classes, _MARKERS
 from .scan import ImageScan, scan_images, _open_upright, _natural_key
 from .crop_boxes import crop_box
 
@@ -106,16 +107,27 @@ def _overlaps(a:Path, b:Path)->bool:
     a,b = Path(a).resolve(),Path(b).resolve()
     return a == b or a in b.parents or b in a.parents
 
+_ROOT_MARKERS = _MARKERS | {'.toy-kimchi.json'} # files that mark the root of a dataset the course extracted, converted or drew
+
+def _marked_root(top:Path, safe, levels:int=4)->Path:
+    "The nearest folder at or above `top` (at most `levels` up) that holds a dataset root marker, else `None`"
+    for p in [top, *top.parents][:levels+1]:
+        if not safe(p): return None
+        if any((p/m).exists() for m in _ROOT_MARKERS): return p
+    return None
+
 def _source_tree(
     files:list, # the source image files
     roots=(), # folders known to be the source (a scanned folder)
 )->set:
-    "The folders a cache must stay out of: `roots`, each file's folder and dataset root, and the folder holding them all"
+    "The folders a cache must stay out of: `roots`, each file's folder and dataset root, the folder holding them all, and the marked root above"
     folders = {Path(f).parent.resolve() for f in files}
     res = {Path(r).resolve() for r in roots} | folders | {d.parent for d in folders if kimchi_slug(d.name, default=None)}
     if folders:
         top,home = Path(os.path.commonpath(folders)),Path.home().resolve()
-        if top != Path(top.anchor) and top != home and top not in home.parents: res.add(top) # never all of /, or your home
+        safe = lambda p: p != Path(p.anchor) and p != home and p not in home.parents # never all of /, or your home
+        if safe(top): res.add(top)
+        if (r := _marked_root(top, safe)) is not None: res.add(r) # e.g. the extraction above `kfood/김치/<class>/`
     return res
 
 def _out_names(files:list, ext:str='.jpg')->list:
@@ -165,7 +177,7 @@ def presize(
 
 # %% ../nbs/01d_presize_cache.ipynb #7997d2ad
 def prepare(
-    src, # the AI Hub zip/tar, or the folder that holds the class folders
+    src, # the AI Hub zip/tar, a folder that holds the class folders, or a folder of the Hugging Face dataset's parquet files
     dest, # folder for the presize cache
     per_class:int=None, # keep at most this many images per class (`None`: all)
     size:int=460, # short side of the cached images
@@ -174,7 +186,7 @@ def prepare(
     workers:int=2, # presize worker processes
     verbose:bool=True, # print the reports
 )->PresizeReport:
-    "Extract (if an archive), scan, select `per_class` and presize kimchi photos into `dest`, reporting each step"
+    "Extract (if an archive) or convert (if parquet), scan, select `per_class` and presize kimchi photos into `dest`, reporting each step"
     src,dest = Path(src).expanduser(),Path(dest).expanduser()
     if not src.exists(): raise FileNotFoundError(f"{src} does not exist; pass the AI Hub zip/tar or the folder that holds the class folders")
     if per_class is not None and (not isinstance(per_class, int) or per_class < 1): raise ValueError(f"per_class must be at least 1, got {per_class!r}")
@@ -182,6 +194,11 @@ def prepare(
         src = extract_archive(src, cache_dir()/'extracted'/_source_tag(src), local_copy=in_colab() and _on_slow_mount(src),
                               progress=None if verbose else False, verbose=verbose)
     if _overlaps(src, dest): raise ValueError(f"dest {dest} overlaps the source {src}; the cache must go somewhere outside the source tree")
+    test = None
+    if src.is_dir() and parquet_files(src): # the Hugging Face copy: class folders first (once, in the cache), its test split apart
+        root = _hf_classes(src, verbose=verbose)
+        src,test = root/'train',root/'test'
+        if _overlaps(root, dest): raise ValueError(f"dest {dest} overlaps the converted source {root}; the cache must go somewhere outside it")
     scan = scan_images(src)
     if verbose: print(scan)
     if not len(scan.good):
@@ -190,8 +207,9 @@ def prepare(
     files = select_per_class(scan, per_class, seed)
     if verbose: print(f"selected {len(files)} of {len(scan.good)} good images" + (f" (at most {per_class} per class, seed {seed})" if per_class else ''))
     rep = presize(files, dest, size=size, crop_boxes=crop_boxes, workers=workers, progress=None if verbose else False)
-    rep.scan = scan
+    rep.scan,rep.test = scan,test
     if verbose: print(rep)
+    if verbose and test: print(f"the dataset's test split ({sum(1 for f in test.rglob('*') if f.is_file())} images) is kept apart, not presized, in {test}")
     return rep
 
 # %% ../nbs/01d_presize_cache.ipynb #5daaaf82

@@ -19,9 +19,10 @@ NFD = lambda s: unicodedata.normalize('NFD', s)
 
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path, monkeypatch):
-    "Each test gets its own course cache, and no KIMCHI_DATA from the outside"
+    "Each test gets its own course cache, no data source from the outside, and no network for the Hugging Face Hub"
     monkeypatch.setenv('KIMCHI_CACHE', str(tmp_path/'cache'))
-    monkeypatch.delenv('KIMCHI_DATA', raising=False)
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    for k in ('KIMCHI_DATA', 'KIMCHI_SOURCE', 'KIMCHI_HF_DIR'): monkeypatch.delenv(k, raising=False)
 
 def jpeg_bytes(w=160, h=120, color=(200, 60, 30), **kw):
     b = io.BytesIO(); Image.new('RGB', (w, h), color).save(b, 'JPEG', **kw); return b.getvalue()
@@ -276,8 +277,8 @@ def test_prepare_from_cp949_zip(tmp_path, capsys):
     with pytest.raises(ValueError, match='per_class'): prepare(tmp_path/'noclass', tmp_path/'o4', per_class=0)
 
 def test_kimchi_source_full_mode(tmp_path):
-    s = course_settings('full')
-    with pytest.raises(ValueError, match='KIMCHI_DATA'): kimchi_source(s, env={})
+    s, off = course_settings('full', env={}), {'HF_HUB_OFFLINE': '1'}
+    with pytest.raises(ConnectionError, match="couldn't reach the Hugging Face Hub"): kimchi_source(s, env={**off, 'KIMCHI_SOURCE': 'hf'})
     with pytest.raises(FileNotFoundError): kimchi_source(s, env={'KIMCHI_DATA': str(tmp_path/'nope.zip')})
     z = cp949_zip(tmp_path/'aihub.zip', {f'김치/파김치/{i}.jpg': jpeg_bytes() for i in range(3)})
     root = kimchi_source(s, env={'KIMCHI_DATA': str(z)})
@@ -294,6 +295,27 @@ def test_kimchi_path_full_mode(tmp_path):
     dls = kimchi_dls(p, size=32, presize=32, bs=2, workers=0)
     assert set(dls.vocab) == set(KIMCHI_SLUGS)
     assert file_hashes(src) == before
+
+def test_full_mode_falls_back_to_toy_in_one_line(capsys, monkeypatch):
+    from kimchi_course import archives
+    monkeypatch.setattr(archives, '_SAID', set())
+    s = course_settings('full', env={})
+    a = kimchi_source(s, n_per_class=2, env={'HF_HUB_OFFLINE': '1'})
+    b = kimchi_source(s, n_per_class=2, env={'HF_HUB_OFFLINE': '1'})
+    out = capsys.readouterr().out.strip().splitlines()
+    assert a == b and read_marker(a, '.toy-kimchi.json')['synthetic'] is True
+    assert len(out) == 1 and 'toy-kimchi' in out[0] and 'set KIMCHI_DATA' in out[0] # said once, with what to set
+    assert data_source(s, {'HF_HUB_OFFLINE': '1'}).name == 'toy' and 'set KIMCHI_DATA' in data_source(s, {'HF_HUB_OFFLINE': '1'}).note
+
+def test_presize_refuses_a_list_from_a_nested_extraction(tmp_path):
+    "Issue 16: a plain list of files from `kfood/김치/<class>/` still keeps the cache out of the whole extracted tree"
+    names = {f'kfood/김치/{c}/{i}.jpg': jpeg_bytes(60, 50) for c in ('배추김치', '깍두기') for i in range(2)}
+    root = extract_archive(cp949_zip(tmp_path/'aihub.zip', names), tmp_path/'ext', verbose=False)
+    files = [f for f in root.rglob('*.jpg')]
+    for d in (tmp_path/'ext'/'cache', root/'cache', root/'김치'/'cache'):
+        with pytest.raises(ValueError, match='overlaps'): presize(files, d, size=32, workers=0)
+        assert not d.exists()
+    assert len(presize(files, tmp_path/'cache-outside', size=32, workers=0).files) == 4
 
 # ---------------------------------------------------------------- DataLoaders
 def test_kimchi_dls_on_originals(hostile):
