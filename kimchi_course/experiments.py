@@ -6,20 +6,22 @@ Docs: https://kimchi-course.github.io/kimchi-course/experiments.html.md"""
 
 # %% auto #0
 __all__ = ['STEP_METHODS', 'HEAVY_AUG', 'METRIC_NAMES', 'TABLE_COLUMNS', 'Experiment', 'parse_experiment', 'parse_experiments',
-           'seed_000_experiments', 'config_table', 'SkipExperiment', 'box_coverage', 'crop_skip_reason', 'crop_path',
-           'default_results_path', 'append_results', 'read_results', 'results_table', 'results_markdown',
-           'train_experiment', 'run_experiments']
+           'seed_000_epochs', 'seed_000_experiments', 'config_table', 'SkipExperiment', 'box_coverage',
+           'crop_skip_reason', 'crop_path', 'default_results_path', 'append_results', 'read_results', 'results_table',
+           'results_markdown', 'train_experiment', 'run_experiments', 'seed_000_verdict']
 
 # %% ../nbs/10_experiments.ipynb #2e325031
 import json, time, uuid, hashlib, inspect, datetime
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np, pandas as pd, torch
 from fastcore.basics import groupby
 from fastai.learner import Learner
+from fastai.callback.core import Callback, CancelValidException
 from fastai.vision.augment import aug_transforms
 from .core import *
+from .pretraining import course_learner
 from .scan import scan_images
 from .crop_boxes import crop_box, read_crop_boxes
 from .presize_cache import select_per_class, presize, PresizeReport, kimchi_path
@@ -113,9 +115,17 @@ def parse_experiments(
 # %% ../nbs/10_experiments.ipynb #4c554708
 HEAVY_AUG = dict(flip_vert=True, max_rotate=20, max_zoom=1.2, max_lighting=0.3, max_warp=0.2) # seed 000's row 3
 
+def seed_000_epochs(
+    epochs:int=5, # unfrozen epochs in all (the settings' `epochs`)
+)->tuple:
+    "`(fine_tune epochs, fit_one_cycle epochs)`: `epochs` split as seed 000 split its five, 3 then 2"
+    if not isinstance(epochs, int) or epochs < 1: raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
+    foc = round(epochs*2/5)
+    return epochs - foc, foc
+
 def seed_000_experiments(
     ft_epochs:int=3, # `fine_tune` epochs after the frozen one(s)
-    foc_epochs:int=2, # `fit_one_cycle` epochs after `fine_tune`
+    foc_epochs:int=2, # `fit_one_cycle` epochs after `fine_tune` (0: no `fit_one_cycle` step)
     freeze_epochs:int=1, # `fine_tune`'s frozen epochs
     base_lr:float=2e-3, # `fine_tune`'s `base_lr` in rows 1, 2 and 4 (fastai's default, which seed 000 kept)
     low_lr:float=1e-4, # row 3's `base_lr` and every `fit_one_cycle`'s `lr_max`
@@ -127,12 +137,12 @@ def seed_000_experiments(
         extra = dict(base_lr=lr) if lr != 2e-3 else {}
         if lr_mult != 100: extra['lr_mult'] = lr_mult
         return ('fine_tune', dict(epochs=ft_epochs, freeze_epochs=freeze_epochs, **extra, **kw))
-    foc = ('fit_one_cycle', dict(n_epoch=foc_epochs, lr_max=low_lr))
+    foc = [('fit_one_cycle', dict(n_epoch=foc_epochs, lr_max=low_lr))] if foc_epochs else []
     aug = dict(min_scale=min_scale)
-    return [Experiment('1-resnet18', 'resnet18', aug, [ft(base_lr), foc]),
-            Experiment('2-efficientnet_v2_s', 'efficientnet_v2_s', aug, [ft(base_lr), foc]),
-            Experiment('3-resnet50-heavy-aug', 'resnet50', {**aug, **HEAVY_AUG}, [ft(low_lr, pct_start=0.3), foc]),
-            Experiment('4-resnet18-crop', 'resnet18', aug, [ft(base_lr), foc], crop_to_box=True,
+    return [Experiment('1-resnet18', 'resnet18', aug, [ft(base_lr), *foc]),
+            Experiment('2-efficientnet_v2_s', 'efficientnet_v2_s', aug, [ft(base_lr), *foc]),
+            Experiment('3-resnet50-heavy-aug', 'resnet50', {**aug, **HEAVY_AUG}, [ft(low_lr, pct_start=0.3), *foc]),
+            Experiment('4-resnet18-crop', 'resnet18', aug, [ft(base_lr), *foc], crop_to_box=True,
                        note='row 1 on images cropped to their crop_area.properties boxes')]
 
 # %% ../nbs/10_experiments.ipynb #6e0db00f
@@ -196,8 +206,9 @@ def crop_path(
 
 # %% ../nbs/10_experiments.ipynb #60f651ef
 METRIC_NAMES = dict(accuracy='accuracy', error_rate='error_rate', precision_score='precision_macro', recall_score='recall_macro', valid_loss='valid_loss')
-TABLE_COLUMNS = ['arch', 'aug', 'schedule', 'crop_to_box', 'status', 'accuracy', 'error_rate', 'precision_macro',
-                 'recall_macro', 'valid_loss', 'seconds', 'n_train', 'n_valid', 'valid_set', 'data', 'reason', 'date', 'run_id']
+TABLE_COLUMNS = ['arch', 'aug', 'schedule', 'crop_to_box', 'pretrained', 'status', 'accuracy', 'error_rate', 'precision_macro',
+                 'recall_macro', 'predicted_classes', 'valid_loss', 'seconds', 'n_train', 'n_valid', 'valid_set', 'data', 'reason',
+                 'date', 'run_id', 'hits']
 
 def default_results_path()->Path:
     "Where a learner's results go unless told otherwise: `cache_dir()/'results'/'kimchi_experiments.jsonl'`"
@@ -263,16 +274,23 @@ def results_table(
     return df[[c for c in (columns or TABLE_COLUMNS) if c in df.columns]]
 
 # %% ../nbs/10_experiments.ipynb #5e419187
-_MODE_NOTE = dict(full="full mode: real kimchi photos, pretrained weights, on a GPU",
-                  smoke="smoke mode: synthetic toy-kimchi, random weights, tiny images, a few epochs on a CPU; it shows the machinery works, not which model is better")
+_MODE_NOTE = dict(full="full mode: real kimchi photos, ImageNet weights, on a GPU",
+                  smoke="smoke mode: synthetic toy-kimchi, {weights}, tiny images, a few epochs on a CPU; a miniature of the experiment, not a verdict on real kimchi")
+_WEIGHTS = {True: 'toy-pretrained weights (a synthetic source task, not ImageNet)', False: 'random weights'}
+
+def _weights_text(df:pd.DataFrame)->str:
+    "What the rows started from, in words"
+    if 'pretrained' not in df.columns: return 'weights not recorded'
+    kinds = set(df.pretrained.dropna().map(bool))
+    return _WEIGHTS[kinds.pop()] if len(kinds) == 1 else 'toy-pretrained or random weights (see each row)'
 
 def _fmt(
     v, # a cell value
     digits:int=3, # decimals of a number
 )->str:
     "A Markdown table cell: numbers rounded, missing values as '–', pipes escaped"
-    if v is None or (isinstance(v, float) and np.isnan(v)): return '–'
-    if isinstance(v, (float, np.floating)): return f'{v:.{digits}f}'
+    if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)): return '–'
+    if isinstance(v, (float, np.floating)): return f'{v:.{digits}f}' if digits else f'{v:.0f}'
     return str(v).replace('|', '\\|')
 
 def results_markdown(
@@ -291,33 +309,58 @@ def results_markdown(
             why = r.get('reason') if isinstance(r.get('reason'), str) else ''
             cells = [e, r.get('arch'), 'yes' if r.get('crop_to_box') is True else 'no',
                      *[_fmt(r.get(c)) for c in ('accuracy', 'error_rate', 'precision_macro', 'recall_macro')],
-                     _fmt(r.get('seconds'), 1), f"{r.get('status')}: {why}" if why else r.get('status')]
+                     _fmt(r.get('predicted_classes'), 0), _fmt(r.get('seconds'), 1), f"{r.get('status')}: {why}" if why else r.get('status')]
             rows.append('| ' + ' | '.join(_fmt(c) for c in cells) + ' |')
-        head = f"**{_MODE_NOTE[m]}** (latest run {df.date.max()[:10]})"
-        out.append('\n'.join([head, '', '| experiment | arch | crop | accuracy | error rate | macro precision | macro recall | seconds | status |',
-                              '|---|---|---|---|---|---|---|---|---|', *rows]))
+        head = f"**{_MODE_NOTE[m].format(weights=_weights_text(df))}** (latest run {df.date.max()[:10]})"
+        out.append('\n'.join([head, '', '| experiment | arch | crop | accuracy | error rate | macro precision | macro recall | classes predicted | seconds | status |',
+                              '|---|---|---|---|---|---|---|---|---|---|', *rows]))
     return '\n\n'.join(out) or f"No experiment results for {', '.join(modes)} in {p.name}."
 
 # %% ../nbs/10_experiments.ipynb #207e3399
+def _valid_names(dls)->list:
+    "The validation files as class folder/name, in the order the validation set holds them"
+    return [f'{Path(f).parent.name}/{Path(f).name}' for f in dls.valid_ds.items]
+
 def _valid_set(dls)->str:
     "A fingerprint of the validation files (class folder/name), equal across rows that share a split"
-    names = sorted(f'{Path(f).parent.name}/{Path(f).name}' for f in dls.valid_ds.items)
-    return hashlib.md5('\n'.join(names).encode()).hexdigest()[:8]
+    return hashlib.md5('\n'.join(sorted(_valid_names(dls))).encode()).hexdigest()[:8]
+
+class _NoValidation(Callback):
+    "Skip the validation at the end of every training epoch: a row is measured once, after its last step"
+    def before_epoch(self): self.trained = False
+    def before_train(self): self.trained = True # `validate()` sends epoch events too, but never this one
+    def before_validate(self):
+        if self.trained: raise CancelValidException()
+
+class _Predictions(Callback):
+    "The predicted and the true class of every validation image, collected while `validate` runs"
+    def before_validate(self): self.preds,self.targs = [],[]
+    def after_batch(self):
+        if not self.training: self.preds.append(self.pred.argmax(-1).cpu()); self.targs.append(self.yb[0].cpu())
+
+def _validate(learn)->dict:
+    "`metrics_table(learn)`, plus the classes the model predicted and its hits (1/0 per image, by file name)"
+    cb = _Predictions(); learn.add_cb(cb)
+    try: met = {METRIC_NAMES.get(k, k):v for k,v in metrics_table(learn).items()}
+    finally: learn.remove_cb(cb)
+    p, t = torch.cat(cb.preds), torch.cat(cb.targs)
+    hits = dict(zip(_valid_names(learn.dls), (p == t).int().tolist()))
+    return dict(**met, predicted_classes=int(p.unique().numel()), hits=''.join(str(hits[k]) for k in sorted(hits)))
 
 def train_experiment(
     exp:Experiment, # the row to train
     s:CourseSettings, # size, presize, bs, seed, valid_pct, workers, pretrained
     path, # the folder of class folders to train on
 )->tuple:
-    "Train one row on `path`; returns `(learner, record)` with its metrics, seconds and split fingerprint"
+    "Train one row on `path`; returns `(learner, record)`: metrics, classes predicted, hits, seconds, split fingerprint"
     seed_everything(s.seed)
     dls = kimchi_dls(path, size=s.size, presize=s.presize, bs=s.bs, seed=s.seed, workers=s.workers, valid_pct=s.valid_pct, **exp.aug)
-    learn = course_learner(dls, s, arch=exp.arch)
+    learn = course_learner(dls, s, arch=exp.arch, cbs=_NoValidation())
     start = time.perf_counter()
     with learn.no_bar(), learn.no_logging():
         for m,kw in exp.steps: getattr(learn, m)(**kw)
         seconds = time.perf_counter() - start
-        met = {METRIC_NAMES.get(k, k):v for k,v in metrics_table(learn).items()}
+        met = _validate(learn)
     return learn, dict(status='done', reason='', **met, seconds=seconds, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), valid_set=_valid_set(dls))
 
 # %% ../nbs/10_experiments.ipynb #c9453749
@@ -363,3 +406,27 @@ def run_experiments(
     p = append_results(records, results, keep_runs)
     df = pd.DataFrame(records).set_index('experiment')
     return df[[c for c in TABLE_COLUMNS if c in df.columns]]
+
+# %% ../nbs/10_experiments.ipynb #b10c0002
+def _hits(run:pd.DataFrame, name:str)->np.ndarray:
+    "Row `name`'s hits as 1/0, one per validation image (in file-name order)"
+    return np.array([int(c) for c in run.loc[name, 'hits']])
+
+def seed_000_verdict(
+    run:pd.DataFrame, # this run's table (from `run_experiments` or `results_table`)
+    base:str='1-resnet18', # the plain row
+    heavier=('2-efficientnet_v2_s', '3-resnet50-heavy-aug'), # the rows seed 000 found worse
+    level:float=0.95, # coverage of the paired bootstrap intervals
+    min_classes:int=6, # a row predicting fewer classes than this has not trained, and can't speak for its architecture
+)->tuple:
+    "Does this run agree with seed 000 (heavier rows worse than `base`)? `(verdict, numbers)`, verdict 'agrees', 'disagrees' or \"can't tell\""
+    rows = [base, *heavier]
+    done = [k for k in rows if k in run.index and run.loc[k, 'status'] == 'done' and isinstance(run.loc[k, 'hits'], str)]
+    if len(done) < len(rows): return "can't tell", f"not trained in this run: {', '.join(k for k in rows if k not in done)}"
+    few = {k:int(run.loc[k, 'predicted_classes']) for k in rows if 'predicted_classes' in run.columns and run.loc[k, 'predicted_classes'] < min_classes}
+    if few: return "can't tell", '; '.join(f"{k} predicts only {n} class(es): it has not trained" for k,n in few.items())
+    if run.loc[rows, 'valid_set'].nunique() > 1: raise ValueError(f"rows {', '.join(rows)} validated on different photos; run them on one split")
+    diffs = {k: bootstrap_diff(_hits(run, k), _hits(run, base), level=level) for k in heavier}
+    verdict = ('agrees' if all(hi < 0 for _,_,hi in diffs.values()) else
+               'disagrees' if any(lo > 0 for _,lo,_ in diffs.values()) else "can't tell")
+    return verdict, '; '.join(f"{k} − {base} {d:+.3f} ({level:.0%} interval {lo:+.3f} to {hi:+.3f})" for k,(d,lo,hi) in diffs.items())

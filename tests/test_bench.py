@@ -56,3 +56,28 @@ def test_bench_leaves_the_callers_state_alone(tiny_learner, cudnn_benchmark_on):
 def test_bad_names():
     with pytest.raises(ValueError, match='bf16'): set_precision(None, 'half')
     with pytest.raises(ValueError, match='budget_mb'): batch_fits(nn.Linear(2, 2))
+
+def _toy_dls(toy_kimchi, bs):
+    from kimchi_course.dataloaders import kimchi_dls
+    return kimchi_dls(toy_kimchi, size=32, presize=40, bs=bs, seed=0, workers=0)
+
+def test_bench_on_too_little_data_says_so_in_one_line(toy_kimchi):
+    "Fewer training images than one batch: nothing to time, one line saying why, and the row still comes back"
+    dls, said = _toy_dls(toy_kimchi, 64), []
+    assert len(dls.train) == 0
+    row = bench.bench(dls, course_settings('smoke', env={}, pretrained=False, seed=0), 'resnet18', steps=3, warmup=1, say=said.append)
+    assert len(said) == 1 and 'nothing to time' in said[0] and 'batch of 64' in said[0], said
+    assert row['timed'] == 0 and row['s_per_batch'] != row['s_per_batch']  # NaN
+
+def test_bench_times_what_a_short_epoch_gives(toy_kimchi):
+    "One epoch of 2 batches with 3 warm-up batches asked for: the warm-up shrinks so one batch is timed, and it says so"
+    dls, said = _toy_dls(toy_kimchi, 16), []
+    assert len(dls.train) == 2
+    s = course_settings('smoke', env={}, pretrained=False, seed=0)
+    row = bench.bench(dls, s, 'resnet18', steps=5, warmup=3, epochs=1, say=said.append)
+    assert row['timed'] == 1 and row['s_per_batch'] > 0 and row['accuracy'] == row['accuracy']
+    assert len(said) == 1 and 'times 1 batch(es) after 1 warm-up instead of 5 after 3' in said[0], said
+    lines = []
+    t = bench.bench_table(dls, s, ('resnet18',), ('fp32', 'fp16'), say=lines.append, steps=5, warmup=3, epochs=1)
+    assert len(t) == 2 and len(lines) == 1  # the same line from both rows, said once
+    if not torch.cuda.is_available(): assert t.first_loss.nunique() == 1  # on a CPU, fp16 computed exactly what fp32 did

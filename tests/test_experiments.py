@@ -143,12 +143,18 @@ def test_crop_row_with_few_boxes_is_skipped(photos, tmp_path):
     assert not (tmp_path/'c').exists()
 
 def test_train_experiment_uses_the_course_learner(photos):
-    s = course_settings('smoke', size=32, presize=40, bs=8, workers=0)
+    s = course_settings('smoke', size=32, presize=40, bs=8, workers=0, pretrained=False)
     learn, rec = train_experiment(Experiment('t', 'resnet18', steps=ONE_EPOCH), s, photos)
     assert [m.name for m in learn.metrics] == ['accuracy', 'error_rate', 'precision_score', 'recall_score']
     assert rec['status'] == 'done' and rec['n_train'] + rec['n_valid'] == 12
     assert rec['n_valid'] == len(learn.dls.valid_ds) and all(photos in f.parents for f in learn.dls.valid_ds.items)
     assert 0 <= rec['accuracy'] <= 1 and 0 <= rec['recall_macro'] <= 1 and rec['seconds'] > 0
+    assert len(rec['hits']) == rec['n_valid'] and set(rec['hits']) <= {'0', '1'}
+    assert abs(rec['hits'].count('1')/rec['n_valid'] - rec['accuracy']) < 1e-6  # the hits are the accuracy, image by image
+    from kimchi_course.core import metrics_table
+    assert abs(metrics_table(learn)['accuracy'] - rec['accuracy']) < 1e-6  # and the one place metrics come from agrees
+    with learn.no_bar(): p = learn.get_preds()[0].argmax(1)
+    assert rec['predicted_classes'] == p.unique().numel()
 
 # the committed file, as the home page reads it
 
@@ -166,3 +172,25 @@ def test_committed_results_file_is_readable_by_the_home_page():
         assert done[['accuracy', 'precision_macro', 'recall_macro']].apply(lambda c: c.between(0, 1)).all().all()
     md = results_markdown(COMMITTED)
     assert '| 1-resnet18 | resnet18 | no |' in md and '| 4-resnet18-crop | resnet18 | yes |' in md
+
+# seed 000's verdict, from the hits
+
+def _run(**hits):
+    import pandas as pd
+    return pd.DataFrame([dict(experiment=k, status='done', hits=v, valid_set='same') for k,v in hits.items()]).set_index('experiment')
+
+def test_seed_000_verdict_needs_a_difference_beyond_the_noise():
+    base = '1'*120 + '0'*80
+    assert seed_000_verdict(_run(**{'1-resnet18': base, '2-efficientnet_v2_s': '1'*70 + '0'*130, '3-resnet50-heavy-aug': '1'*60 + '0'*140}))[0] == 'agrees'
+    slightly = '1'*100 + '0'*20 + '1'*14 + '0'*66  # 20 images lost, 14 others gained: 6 fewer, inside the noise
+    v, text = seed_000_verdict(_run(**{'1-resnet18': base, '2-efficientnet_v2_s': slightly, '3-resnet50-heavy-aug': '1'*60 + '0'*140}))
+    assert v == "can't tell" and '95% interval' in text and text.count('1-resnet18') == 2
+    assert seed_000_verdict(_run(**{'1-resnet18': base, '2-efficientnet_v2_s': '1'*190 + '0'*10, '3-resnet50-heavy-aug': '1'*60 + '0'*140}))[0] == 'disagrees'
+    skipped = _run(**{'1-resnet18': base, '2-efficientnet_v2_s': base, '3-resnet50-heavy-aug': base}).assign(status=['done', 'skipped', 'done'])
+    assert seed_000_verdict(skipped) == ("can't tell", 'not trained in this run: 2-efficientnet_v2_s')
+
+def test_markdown_shows_the_classes_predicted_and_the_weights(tmp_path):
+    p = tmp_path/'r.jsonl'
+    append_results([_rec('r', '2024-01-01', 'smoke', '1-resnet18', 0.5, predicted_classes=7, pretrained=True)], p)
+    md = results_markdown(p)
+    assert '| classes predicted |' in md and '| 0.500 | – | – | – | 7 |' in md and 'toy-pretrained weights' in md

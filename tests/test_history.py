@@ -44,3 +44,56 @@ def test_best_epoch_directions_and_bad_input():
     assert best_epoch(h, 'valid_loss') == 1
     with pytest.raises(ValueError, match='not in the history'): retrain_epochs(h, -1)
     with pytest.raises(ValueError, match='no column'): best_epoch(h, 'accuracy')
+
+def _classifier(n=96, seed=0):
+    "A tiny 3-class learner with `HistoryCallback` and `ValidHits`: 64 training and 32 validation points"
+    import torch
+    from torch import nn
+    from fastai.data.core import DataLoaders
+    from fastai.learner import Learner
+    from fastai.losses import CrossEntropyLossFlat
+    from fastai.metrics import accuracy
+    from kimchi_course.history import ValidHits
+    g = torch.Generator().manual_seed(seed); x = torch.randn(n, 2, generator=g); y = (x[:,0] > 0).long() + (x[:,1] > 0).long()
+    ds = list(zip(x, y))
+    dls = DataLoaders.from_dsets(ds[:64], ds[64:], bs=16, shuffle=False)
+    return Learner(dls, nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3)), loss_func=CrossEntropyLossFlat(),
+                   metrics=accuracy, cbs=[HistoryCallback(), ValidHits()])
+
+def test_valid_hits_follow_every_trained_epoch():
+    learn = _classifier()
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(2, 1e-2); learn.validate(); learn.fit(1, 1e-3)
+    hits = np.stack(learn.valid_hits.hits)
+    h = history(learn)
+    assert hits.shape == (3, 32) and set(np.unique(hits)) <= {0, 1}
+    assert np.allclose(hits.mean(1), h.accuracy.values)  # validate() added no row; each row's mean is that epoch's accuracy
+
+def test_valid_hits_skip_an_lr_find_epoch_without_validation():
+    "lr_find over more than one epoch of batches trains an epoch whose validation it cancels: no hits row for it"
+    learn = _classifier()
+    with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=6, show_plot=False)
+    assert learn.valid_hits.hits == []
+
+def _lesson_case():
+    from kimchi_course.history import epoch_lesson
+    h = fake_history(train_loss=[2., 1., .5, .3, .2], valid_loss=[1.5, 1.0, 1.1, 1.3, 1.4], accuracy=[.5, .7, .7, .7, .7])
+    good = np.array([[1]*100 + [0]*100, *[[1]*140 + [0]*60]*4])
+    return epoch_lesson, h, good
+
+def test_epoch_lesson_each_claim_can_fail():
+    epoch_lesson, h, good = _lesson_case()
+    r = epoch_lesson(h, good, good[2])
+    assert (r['turned'], r['holds'], r['within'], r['shown']) == (True, True, True, True)
+    assert r['line'].startswith('Lesson check: ') and r['line'].endswith('→ shown') and '200 validation images' in r['line']
+    small_rise = h.assign(valid_loss=[1.5, 1.0, 1.02, 1.05, 1.08])  # +8%: under the 10% rise
+    assert epoch_lesson(small_rise, good, good[2])['turned'] is False
+    assert epoch_lesson(small_rise, good, good[2], rise=0.05)['turned'] is True
+    last_at_min = h.assign(valid_loss=[1.5, 1.4, 1.3, 1.2, 1.1])
+    assert epoch_lesson(last_at_min, good, good[2])['turned'] is False and epoch_lesson(last_at_min, good, good[2])['line'].endswith('→ not shown')
+    worse = good.copy(); worse[4, :50] = 0
+    assert epoch_lesson(h, worse, good[2])['holds'] is False
+    swapped = good[2].copy(); swapped[130:140] = 0; swapped[140:148] = 1  # 8 other images right, 10 lost: within the noise
+    assert epoch_lesson(h, good, swapped)['within'] is True
+    assert epoch_lesson(h, good, np.r_[[1]*200])['within'] is False  # retrained far above: outside the spread too
+    with pytest.raises(ValueError, match='rows of hits'): epoch_lesson(h, good[:2], good[2])
