@@ -7,7 +7,7 @@ Docs: https://kimchi-course.github.io/kimchi-course/feature_maps.html.md"""
 # %% auto #0
 __all__ = ['count_hooks', 'capture_activations', 'show_channels', 'show_filters', 'grad_cam', 'valid_cams', 'upsample_cams',
            'show_cam', 'valid_box', 'in_box_share', 'item_boxes', 'cam_box_table', 'summarize_in_box', 'plot_in_box',
-           'gap_test']
+           'gap_test', 'share_matrix', 'other_box_share', 'share_baselines']
 
 # %% ../nbs/12_feature_maps.ipynb #af6af835
 import math
@@ -244,3 +244,37 @@ def gap_test(
     rng = np.random.default_rng(seed)
     perm = [(lambda p: v[p].mean() - v[~p].mean())(rng.permutation(g)) for _ in range(n)]
     return float(gap), float((np.abs(perm) >= abs(gap) - 1e-12).mean())
+
+# %% ../nbs/12_feature_maps.ipynb #65a8e838
+def share_matrix(
+    cams:Tensor, # non-negative maps [n, H, W] at the image's resolution (see `upsample_cams`)
+    boxes:list, # boxes (x, y, w, h) in the same pixel grid (fractions allowed)
+)->Tensor:
+    "Share of map i's mass inside box j, for every pair: [maps, boxes] (the row of an all-zero map is NaN)"
+    cams = torch.as_tensor(cams, dtype=torch.float32)
+    if cams.ndim != 3: raise ValueError(f"expected maps [n, H, W], got shape {tuple(cams.shape)}")
+    if (cams < 0).any(): raise ValueError("the maps have negative values; pass Grad-CAM maps (ReLU'd) or clip them first")
+    H,W = cams.shape[1:]
+    masks = torch.stack([_coverage(H, y, y+h)[:,None]*_coverage(W, x, x+w)[None] for x,y,w,h in boxes]).flatten(1)
+    flat = cams.flatten(1)
+    return (flat @ masks.T)/flat.sum(1, keepdim=True)
+
+def other_box_share(
+    m:Tensor, # a square `share_matrix`: the maps and the boxes of the same images, in the same order
+)->Tensor:
+    "Each map's mean share over the other images' boxes: what it would score by chance, if it ignored where its own dish is"
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or len(m) < 2: raise ValueError(f"expected a square share matrix of at least 2 images, got shape {tuple(m.shape)}")
+    return (m.sum(1) - m.diagonal())/(len(m) - 1)
+
+def share_baselines(
+    vc:dict, # the output of `valid_cams`
+    boxes:list, # one (x, y, w, h) or None per image, in the model input's pixels (from `item_boxes`)
+    size:int, # side of the model input
+)->pd.DataFrame:
+    "One row per image with a box and a map: the map's share in its own box, its mean share in the other images' boxes, the box's area share"
+    idx = [i for i,b in enumerate(boxes) if b is not None]
+    if len(idx) < 2: return pd.DataFrame(columns=['image', 'own', 'other', 'area'])
+    m = share_matrix(upsample_cams(vc['cam'][idx], size), [boxes[i] for i in idx])
+    df = pd.DataFrame(dict(image=idx, own=m.diagonal().numpy(), other=other_box_share(m).numpy(),
+                           area=[boxes[i][2]*boxes[i][3]/size**2 for i in idx]))
+    return df.dropna().reset_index(drop=True)

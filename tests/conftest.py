@@ -1,6 +1,7 @@
 """Shared test helpers. Every test runs in smoke mode with its own course cache (`KIMCHI_CACHE` under pytest's
-temporary folder), so no test writes to `~/.cache` or to tracked files. Fixtures: `toy_kimchi` (one small toy-kimchi
-folder), `tiny_learner` (a resnet18 trained one epoch on it), `dist` (the built wheel and sdist); helpers: `zip_folder`
+temporary folder), so no test writes to tracked files, and to `~/.cache` only through the links to its toy-pretrained
+backbones (see `course_env`). Fixtures: `toy_kimchi` (one small toy-kimchi
+folder), `tiny_learner` (a random-init resnet18 trained one epoch on it), `dist` (the built wheel and sdist); helpers: `zip_folder`
 (hostile zips), `run_main` (the CLI in-process), `run_cli` (the installed console script, for the few tests that must
 prove it works) and `fresh_venv` (a new venv that sees this interpreter's packages, for installing the wheel)."""
 import contextlib, io, os, site, subprocess, sys, venv, zipfile
@@ -11,9 +12,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope='session', autouse=True)
 def course_env(tmp_path_factory):
-    "Every test runs in smoke mode, with the course cache (and Gradio's upload folder) in a temporary folder of this session"
+    """Every test runs in smoke mode, with the course cache (and Gradio's upload folder) in a temporary folder of this session.
+    The one exception: the toy-pretrained backbones (chapter 02a, minutes to build) and their source tasks are links to the
+    user's course cache, so a test that loads them reuses the warm ones (and a missing one is built once, there)."""
     old = {k:os.environ.get(k) for k in ('KIMCHI_MODE', 'KIMCHI_CACHE', 'GRADIO_TEMP_DIR', 'GRADIO_ANALYTICS_ENABLED')}
     cache = tmp_path_factory.mktemp('kimchi-cache')
+    real = Path(old['KIMCHI_CACHE'] or Path.home()/'.cache'/'kimchi-course').expanduser()
+    (real/'toy-pretrained').mkdir(parents=True, exist_ok=True)
+    for p in [real/'toy-pretrained', *sorted(real.glob('source-task-*'))]: (cache/p.name).symlink_to(p, target_is_directory=True)
     os.environ.update(KIMCHI_MODE='smoke', KIMCHI_CACHE=str(cache), GRADIO_TEMP_DIR=str(cache/'gradio'), GRADIO_ANALYTICS_ENABLED='False')
     yield cache
     for k,v in old.items():
@@ -28,8 +34,12 @@ def toy_kimchi(course_env)->Path:
 
 @pytest.fixture(scope='session')
 def tiny_learner(toy_kimchi):
-    "A resnet18 (random weights) on 32-px `toy_kimchi`, trained one epoch; shared by the session: don't change it in place"
-    from kimchi_course.core import course_learner, course_settings
+    """A resnet18 on 32-px `toy_kimchi`, trained one epoch; shared by the session: don't change it in place.
+    Random init on purpose (`pretrained=False`, also in smoke mode where `pretrained` means the toy-pretrained backbone):
+    it is a fixture for mechanics (files, hooks, predict, the app), not for accuracy, and it must not build or need the
+    toy-pretrained backbone in the test session's empty cache."""
+    from kimchi_course.core import course_settings
+    from kimchi_course.pretraining import course_learner
     from kimchi_course.dataloaders import kimchi_dls
     s = course_settings(arch='resnet18', pretrained=False, seed=0)
     learn = course_learner(kimchi_dls(toy_kimchi, size=32, presize=40, bs=8, seed=0, workers=0), s)

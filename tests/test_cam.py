@@ -79,3 +79,30 @@ def test_cam_table_of_a_trained_learner(tiny_learner):
     assert t.correct.tolist() == [a == b for a,b in zip(t.true, t.pred)]
     s = summarize_in_box(t)
     assert s.images.sum() == n
+
+def test_share_matrix_agrees_with_in_box_share():
+    g = torch.Generator().manual_seed(0)
+    cams = torch.rand(5, 20, 24, generator=g)**4; cams[3] = 0   # one all-zero map
+    boxes = [(1.5, 2.25, 10, 7.5), (0, 0, 24, 20), (-3, 15.5, 9, 9), (12.2, 0.4, 30, 4.1), (23.5, 19.5, 1, 1)]
+    m = share_matrix(cams, boxes)
+    assert m.shape == (5, 5) and m[3].isnan().all()
+    for i in (0, 1, 2, 4):
+        for j,b in enumerate(boxes): assert float(m[i, j]) == pytest.approx(in_box_share(cams[i], b), abs=1e-5)
+    assert torch.allclose(m[:, 1][~m[:, 1].isnan()], torch.ones(4))   # the whole image holds all of every map
+    other = other_box_share(m)
+    for i in (0, 1, 2, 4): assert float(other[i]) == pytest.approx(float((m[i].sum() - m[i, i])/4), abs=1e-6)
+    with pytest.raises(ValueError, match='square'): other_box_share(m[:, :3])
+    with pytest.raises(ValueError, match=r'\[n, H, W\]'): share_matrix(cams[0], boxes)
+
+def test_share_baselines_of_a_trained_learner(tiny_learner):
+    learn = tiny_learner
+    vc = valid_cams(learn, learn.model[0][-2])
+    presize = next(t.size[0] for t in learn.dls.valid.after_item if type(t).__name__ == 'Resize')
+    size = learn.dls.valid.one_batch()[0].shape[-1]
+    boxes = item_boxes(learn.dls.valid_ds.items, presize, size)
+    b = share_baselines(vc, boxes, size)
+    t = cam_box_table(vc, boxes, size)
+    assert b.image.tolist() == [i for i in range(len(t)) if not np.isnan(t.cam_in_box[i])]
+    assert np.allclose(b.own, t.cam_in_box.dropna(), atol=1e-4) and np.allclose(b.area, t.box_area[b.image])
+    assert b[['own', 'other', 'area']].stack().between(0, 1 + 1e-6).all()
+    assert len(share_baselines(vc, [None]*len(boxes), size)) == 0   # a source without boxes: nothing to measure

@@ -2,7 +2,8 @@
 
     python tools/app_screenshot.py [--out nbs/images/app_screenshot.png]
 
-It trains a small smoke-mode model on toy-kimchi, serves it with `kimchi-course app` on 127.0.0.1, opens the page
+It fine-tunes a small smoke-mode model on toy-kimchi (from the toy-pretrained resnet18 of chapter 02a, read from the
+course cache, where it is built once per machine), serves it with `kimchi-course app` on 127.0.0.1, opens the page
 in headless Chromium, uploads a toy-kimchi photo the model has not seen, presses Predict, reads the top 3 labels off
 the page and saves the screenshot. Needs Debian's `chromium` and `chromium-driver` and a Korean font for the Hangul
 labels (`apt-get install chromium chromium-driver fonts-nanum`). tests/test_app_served.py drives the page with the
@@ -92,9 +93,10 @@ def upload_and_predict(
     rows = d.find_elements(By.CSS_SELECTOR, '.confidence-set')
     return dict(labels=[(r.find_element(By.CSS_SELECTOR, '.text').text, r.find_element(By.CSS_SELECTOR, '.confidence').text) for r in rows])
 
-def make_model(dest)->Path:
-    "Train a resnet18 on toy-kimchi with the smoke-mode settings and write it with `save_model`"
-    from kimchi_course.core import course_settings, course_learner, metrics_table, quiet_known_warnings
+def make_model(dest)->tuple:
+    "Fine-tune the toy-pretrained resnet18 on toy-kimchi with the smoke-mode settings; write it with `save_model`, return it and its accuracy"
+    from kimchi_course.core import course_settings, metrics_table, quiet_known_warnings
+    from kimchi_course.pretraining import course_learner
     from kimchi_course.toy import make_toy_kimchi
     from kimchi_course.dataloaders import kimchi_dls
     from kimchi_course.model_file import save_model
@@ -103,7 +105,8 @@ def make_model(dest)->Path:
     learn = course_learner(kimchi_dls(make_toy_kimchi(n_per_class=s.n_per_class, seed=s.seed), size=s.size, presize=s.presize,
                                       bs=s.bs, seed=s.seed, workers=0), s)
     with learn.no_bar(), learn.no_logging(): learn.fine_tune(s.epochs, base_lr=s.lr, freeze_epochs=s.freeze_epochs)
-    return save_model(learn, Path(dest)/'model.pt', meta=dict(data='toy-kimchi (synthetic), smoke mode', accuracy=round(metrics_table(learn)['accuracy'], 3)))
+    acc = metrics_table(learn)['accuracy']
+    return save_model(learn, Path(dest)/'model.pt', meta=dict(data='toy-kimchi (synthetic), smoke mode', accuracy=round(acc, 3))), acc
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,8 +114,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     if not (CHROMIUM and DRIVER): sys.exit('needs chromium and chromedriver: apt-get install chromium chromium-driver fonts-nanum')
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ.setdefault('KIMCHI_CACHE', str(Path(tmp)/'cache'))
-        model = make_model(tmp)
+        model, acc = make_model(tmp) # toy-kimchi and the backbone come from the course cache (KIMCHI_CACHE or ~/.cache/kimchi-course)
         from kimchi_course.app import toy_examples
         photo = toy_examples(n=1, seed=777)[0] # a toy-kimchi image neither the model nor the app's examples have
         port = free_port(); url = f'http://127.0.0.1:{port}/'
@@ -126,6 +128,6 @@ def main(argv=None):
                 d.save_screenshot(a.out)
             finally: d.quit()
         finally: stop_app(app)
-    print(f"the app answered {secs:.1f} s after start; top 3 for {Path(photo).parent.name}/{Path(photo).name}: {got['labels']}; wrote {a.out}")
+    print(f"model: validation accuracy {acc:.3f} on toy-kimchi; the app answered {secs:.1f} s after start; top 3 for {Path(photo).parent.name}/{Path(photo).name}: {got['labels']}; wrote {a.out}")
 
 if __name__ == '__main__': main()
