@@ -30,7 +30,7 @@ ALL = {'aihub': None, 'hf': None} # None: every chapter notebook (aihub), every 
 NOT_KIMCHI = ('00_core', '00a_toy_kimchi', '09_keras_augmentation') # chapters that read no kimchi data: the hf rehearsal skips them
 # The chapters the CI test rehearses (known to pass in full mode): switch a chapter on once it passes here.
 CHAPTERS = {'aihub': ['00_core', '00b_open_data', '01a_archives', '01b_scan', '01c_crop_boxes', '01d_presize_cache',
-                      '01e_dataloaders', '04_lr_finder', '05_unfreezing'],
+                      '01e_dataloaders', '04_lr_finder', '05_unfreezing', '12_feature_maps'],
             'hf': ['00b_open_data', '01a_archives', '01d_presize_cache', '01e_dataloaders']}
 SHRINK = dict(n_per_class=6, presize=72, size=64, bs=8, epochs=1, freeze_epochs=1, lr_find_iters=12, workers=0, lr=2e-3,
               long_epochs=2, ft_epochs=1, foc_epochs=1, head_epochs=1, unfrozen_epochs=1, demo_epochs=1,
