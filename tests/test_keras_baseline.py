@@ -1,5 +1,6 @@
-"Keras chapter (09): lazy, TensorFlow-free Keras, clear errors, the stand-in data made once, checkpoints outside the working folder"
+"Keras chapter (09): lazy, TensorFlow-free Keras, clear errors, the toy cats vs dogs drawn once, an offline fallback, checkpoints outside the working folder, an honest lesson check"
 import os, subprocess, sys, textwrap
+import numpy as np, pandas as pd
 from pathlib import Path
 import pytest
 from PIL import Image
@@ -8,8 +9,8 @@ import kimchi_course.keras_baseline as kb
 
 @pytest.fixture(scope='module')
 def split(course_env):
-    "DLwP's train/validation/test × cat/dog tree, 4 images each, made by the chapter's own functions from the stand-in"
-    src = kb.toy_cats_dogs_standin(12, seed=1)
+    "DLwP's train/validation/test × cat/dog tree, 4 images each, made by the chapter's own functions from the toy faces"
+    src = kb.toy_cats_dogs(12, seed=1, size=48)
     return kb.cats_vs_dogs_small(src, course_env/'cvd-test-split', 4, 4, 4)
 
 def test_module_import_does_not_import_keras():
@@ -26,16 +27,41 @@ def test_other_backend_is_refused(monkeypatch):
     monkeypatch.setenv('KERAS_BACKEND', 'tensorflow')
     with pytest.raises(ValueError, match='KERAS_BACKEND=torch'): kb.import_keras()
 
-def test_standin_is_built_once_and_never_into_a_foreign_folder(tmp_path):
-    a = kb.toy_cats_dogs_standin(3, seed=7, dest=tmp_path/'s')
+def test_toy_pets_are_deterministic_and_checked():
+    a, b = kb.toy_pet('cat', 48, seed='s-1'), kb.toy_pet('cat', 48, seed='s-1')
+    assert a.size == (48, 48) and np.array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(kb.toy_pet('dog', 48, seed='s-1')))
+    with pytest.raises(ValueError, match="use 'cat' or 'dog'"): kb.toy_pet('horse')
+    with pytest.raises(ValueError, match='too small'): kb.toy_pet('dog', 10)
+    assert all(0 < p < 1 for pair in kb.PET_CUES.values() for p in pair)  # no cue alone decides the class
+
+def test_toy_cats_dogs_is_built_once_and_never_into_a_foreign_folder(tmp_path):
+    a = kb.toy_cats_dogs(3, seed=7, size=32, dest=tmp_path/'s')
     assert sorted(p.name for p in a.glob('*.jpg')) == ['cat.0.jpg', 'cat.1.jpg', 'cat.2.jpg', 'dog.0.jpg', 'dog.1.jpg', 'dog.2.jpg']
+    assert Image.open(a/'dog.2.jpg').size == (32, 32)
     stamp = (a/'cat.0.jpg').stat().st_mtime_ns
-    assert kb.toy_cats_dogs_standin(3, seed=7, dest=a) == a and (a/'cat.0.jpg').stat().st_mtime_ns == stamp  # reused, not redrawn
+    assert kb.toy_cats_dogs(3, seed=7, size=32, dest=a) == a and (a/'cat.0.jpg').stat().st_mtime_ns == stamp  # reused, not redrawn
     assert [p.name for p in tmp_path.iterdir()] == ['s']  # no temporary folder left behind
     (tmp_path/'mine').mkdir(); (tmp_path/'mine'/'notes.txt').write_text('keep me')
-    with pytest.raises(ValueError, match='not made by this'): kb.toy_cats_dogs_standin(3, seed=7, dest=tmp_path/'mine')
+    with pytest.raises(ValueError, match='not made by this'): kb.toy_cats_dogs(3, seed=7, dest=tmp_path/'mine')
     assert [p.name for p in (tmp_path/'mine').iterdir()] == ['notes.txt']
-    with pytest.raises(ValueError, match='not made by this'): kb.toy_cats_dogs_standin(4, seed=7, dest=a)  # other arguments
+    with pytest.raises(ValueError, match='not made by this'): kb.toy_cats_dogs(4, seed=7, size=32, dest=a)  # other arguments
+    with pytest.raises(ValueError, match='whole number'): kb.toy_cats_dogs(0)
+    default = kb.toy_cats_dogs(2, seed=3, size=32)  # the default folder lives in the course cache, named after the arguments
+    assert default.parent == kb.cache_dir() and f'v{kb.TOY_PETS_VERSION}' in default.name
+
+def test_source_falls_back_to_the_toy_data_offline(capsys, tmp_path):
+    from kimchi_course.core import course_settings
+    smoke, full = (course_settings(m, env={}, cvd_split=(2, 1, 2)) for m in ('smoke', 'full'))
+    toy = kb.toy_cats_dogs(5, seed=smoke.seed)
+    def offline(): raise OSError('[Errno -3] Temporary failure in name resolution')
+    assert kb.cats_dogs_source(smoke, download=lambda: pytest.fail('smoke mode must not download')) == toy
+    assert kb.cats_dogs_source(full, download=offline) == toy
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and 'name resolution' in out[0] and 'toy cats vs dogs' in out[0] and 'connect to the internet' in out[0]
+    (tmp_path/'dogscats').mkdir()
+    assert kb.cats_dogs_source(full, download=lambda: tmp_path/'dogscats') == tmp_path/'dogscats'  # an unpacked copy is used
+    assert capsys.readouterr().out == ''
 
 def _jpeg(p, shade=0):
     p.parent.mkdir(parents=True, exist_ok=True); Image.new('RGB', (40, 30), (shade, 0, 0)).save(p)
@@ -78,6 +104,36 @@ def test_loader_errors(tmp_path, split):
 def test_convnet_sizes():
     assert kb.convnet_side(180) == 7 and kb.min_convnet_size() == 78
 
+@pytest.mark.skipif(__import__('importlib').util.find_spec('keras') is None, reason='the keras extra is not installed')
+def test_convnet_options():
+    m = kb.make_convnet(78, augment=True, dropout=0.5, filters=(4, 4, 8, 8, 8), interpolation='nearest', seed=3)
+    aug = m.get_layer('augmentation').layers
+    assert [l.interpolation for l in aug[1:]] == ['nearest', 'nearest'] and m.layers[3].filters == 4
+    w = kb.make_convnet(78, filters=(4, 4, 8, 8, 8), seed=3).get_weights()[0]
+    assert np.array_equal(w, kb.make_convnet(78, filters=(4, 4, 8, 8, 8), seed=3).get_weights()[0])  # same seed, same start
+    with pytest.raises(ValueError, match='5 convolutions'): kb.make_convnet(78, filters=(4, 4))
+
+def _hits(ones, n=100, name='h'): return pd.Series([1]*ones + [0]*(n-ones), index=[f'cat/{i}.jpg' for i in range(n)], name=name)
+
+def _run(ones, acc, val, best):
+    return kb.ConvnetRun('r', 78, len(acc), 1, dict(accuracy=acc, val_accuracy=val), best_epoch=best, test_acc=ones/100, test_hits=_hits(ones))
+
+def test_overfit_gap():
+    assert abs(kb.overfit_gap(dict(accuracy=[0.5, 0.9, 1.0], val_accuracy=[0.5, 0.7, 0.6]), last=2) - 0.3) < 1e-9
+    with pytest.raises(ValueError, match='at least 1'): kb.overfit_gap(dict(accuracy=[0.5], val_accuracy=[]))
+
+def test_lesson_check_needs_every_part_beyond_the_spread():
+    plain = _run(60, [0.6, 0.9, 1.0, 1.0], [0.6, 0.7, 0.7, 0.7], 2)
+    aug = _run(85, [0.6, 0.8, 0.8, 0.8], [0.6, 0.75, 0.8, 0.8], 4)
+    good = kb.keras_lesson(plain, aug, _hits(98), 'fastai x')
+    assert good.shown and good.line.startswith('Lesson check: ') and good.line.endswith('→ shown') and 'fastai x 98.0%' in good.line
+    assert not kb.keras_lesson(plain, aug, _hits(86)).tuned_wins  # one point above: inside the spread
+    late = _run(60, [0.6, 0.9, 1.0, 1.0], [0.6, 0.7, 0.7, 0.7], 4)  # lowest val_loss in the last epoch: not overfitting yet
+    assert not kb.keras_lesson(late, aug, _hits(98)).overfits
+    same = kb.keras_lesson(plain, plain, _hits(98))
+    assert not same.aug_helps and not same.shown and same.line.endswith('→ not shown')
+    with pytest.raises(ValueError, match='different test images'): kb.keras_lesson(plain, aug, _hits(98).rename(lambda i: 'x'+i))
+
 def test_comparison_table():
     rows = [dict(method='a', px=78, epochs='2', params=10, test_acc=0.5, secs_per_epoch=1.0),
             dict(method='b', px=64, epochs='1+2', params=20, test_acc=0.75, secs_per_epoch=2.0)]
@@ -96,6 +152,7 @@ def test_fit_without_tensorflow_and_outside_cwd(tmp_path, split):
         from kimchi_course.keras_baseline import make_convnet, fit_convnet
         run = fit_convnet(make_convnet(78, augment=True, dropout=0.5, name='t'), {str(split)!r}, epochs=1, bs=4, verbose=0)
         tf = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras')]
+        assert len(run.test_hits) == 8 and abs(run.test_hits.mean() - run.test_acc) < 1e-6
         print(run.checkpoint, run.test_acc, len(run.history['loss']), tf)
     """)
     env = {**os.environ, 'KIMCHI_CACHE': str(cache), 'PYTHONWARNINGS': 'ignore'}
