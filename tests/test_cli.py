@@ -12,7 +12,7 @@ def test_help():
     rc, out, err = run_main('--help')
     assert rc == 0 and all(c in out for c in COMMANDS)
 
-@pytest.mark.parametrize('cmd, opt', [('demo', '--also-pickle'), ('prepare', '--per-class'), ('bench-presize', '--workers'),
+@pytest.mark.parametrize('cmd, opt', [('demo', '--also-pickle'), ('train', '--lr-find'), ('train', '--record-shards'), ('prepare', '--per-class'), ('bench-presize', '--workers'),
                                       ('predict', '--top-k'), ('app', '--port')])
 def test_subcommand_help(cmd, opt):
     rc, out, err = run_main(cmd, '--help')
@@ -70,13 +70,22 @@ def test_predict_never_imports_fastai(model_file, toy_kimchi):
                    "assert rc == 0, rc")
     assert 'fastai' not in mods and 'torchvision' not in mods and 'kimchi_course.app' in mods
 
+def test_demo_is_train_on_toy_kimchi_pretrained():
+    "The demo's settings: toy-pretrained weights (smoke mode), 30 images per class"
+    s = demo_settings()
+    assert s.pretrained is True and s.n_per_class == 30 and s.epochs == s.demo_epochs
+
+def test_python_m_cli_runs_main():
+    r = subprocess.run([sys.executable, '-m', 'kimchi_course.cli', 'train', '--lr', '0', 'x'], capture_output=True, text=True)
+    assert r.returncode == 2 and 'must be above 0' in r.stderr
+
 def test_demo_end_to_end(tmp_path):
     "demo → model.pt, confusion matrix, report with the next commands; one line per epoch off a terminal; then predict works"
     import matplotlib
     backend, out = matplotlib.get_backend(), tmp_path/'demo'
-    rc, stdout, err = run_main('demo', '--out', out, '--epochs', '2')
+    rc, stdout, err = run_main('demo', '--out', out, '--epochs', '2', '--no-pretrained') # random weights: no backbone build in the test cache
     assert rc == 0, err[-3000:]
-    assert {p.name for p in out.iterdir()} == {'model.pt', 'confusion_matrix.png', 'report.md'}
+    assert {p.name for p in out.iterdir()} == {'model.pt', 'confusion_matrix.png', 'report.md', 'report.json'}
     assert (out/'confusion_matrix.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert matplotlib.get_backend() == backend
     report = (out/'report.md').read_text()
@@ -98,8 +107,10 @@ def test_demo_outputs_also_pickle(tiny_learner, tmp_path):
     from kimchi_course.model_file import load_model
     l = Learner(tiny_learner.dls, tiny_learner.model, loss_func=tiny_learner.loss_func); l.arch = tiny_learner.arch # export resets an optimiser: not the shared one
     s = demo_settings(epochs=1, n_per_class=4)
-    files = write_demo_outputs(l, tmp_path, dict(valid_loss=2.0, accuracy=0.25), 1.5, s, also_pickle=True)
-    assert {p.name for p in tmp_path.iterdir()} == {'model.pt', 'model.pkl', 'confusion_matrix.png', 'report.md'}
+    res = dict(data='toy-kimchi (synthetic)', metrics=dict(valid_loss=2.0, accuracy=0.25), seconds=1.5, lr=1e-2, n_valid=len(l.dls.valid_ds))
+    files = write_outputs(l, tmp_path, res, s, command='demo', also_pickle=True)
+    assert {p.name for p in tmp_path.iterdir()} == {'model.pt', 'model.pkl', 'confusion_matrix.png', 'report.md', 'report.json'}
+    assert '# kimchi-course demo' in files['report'].read_text()
     assert load_model(files['model']).meta['accuracy'] == 0.25
     assert list(load_learner(files['pickle']).dls.vocab) == list(l.dls.vocab)
 
@@ -109,7 +120,7 @@ def test_next_commands_quote_paths():
 
 def test_demo_refuses_a_file_as_out(tmp_path):
     f = tmp_path/'a_file'; f.write_text('mine')
-    rc, out, err = run_main('demo', '--out', f, '--epochs', '1', '--n-per-class', '4')
+    rc, out, err = run_main('demo', '--out', f, '--epochs', '1', '--n-per-class', '4', '--no-pretrained')
     assert rc == 1 and 'is a file' in err and len(err.strip().splitlines()) == 1
     assert f.read_text() == 'mine'
 

@@ -1,0 +1,119 @@
+"""`kimchi-course train` (chapter 13) on every kind of data the course reads: toy-kimchi, an AI-Hub-like zip (Hangul
+names in CP949, macOS clutter), the Hugging Face parquet layout and a folder of classes that aren't kimchi; one-line
+errors for bad data and bad arguments; and two processes under `torchrun` on the CPU (chapter 12a): one model file,
+the whole validation set counted once, disjoint training shards."""
+import json, os, shutil, socket, subprocess, sys
+from pathlib import Path
+import pytest
+from conftest import run_main, zip_folder
+
+TINY = ('--epochs', '1', '--size', '32', '--presize', '40', '--bs', '8', '--no-pretrained') # quick: random weights, 32 px
+
+def _train(data, out, *args)->tuple:
+    "`kimchi-course train DATA --out OUT` with the tiny settings, in-process; (exit status, stdout, stderr, report.json)"
+    rc, o, e = run_main('train', data, '--out', out, *TINY, *args)
+    assert rc == 0, e[-3000:]
+    return rc, o, e, json.loads((Path(out)/'report.json').read_text())
+
+def _predicts(out:Path, stdout:str)->str:
+    "Run the `predict` command `train` printed, as a user would paste it; its output"
+    cmd = next(l.strip() for l in stdout.splitlines() if l.strip().startswith('kimchi-course predict '))
+    assert cmd.startswith(f'kimchi-course predict {out}/model.pt ')
+    rc, o, e = run_main(*cmd.split()[1:])
+    assert rc == 0 and o.count('%') == 3, e
+    return o
+
+def test_train_toy_kimchi(toy_kimchi, tmp_path):
+    out = tmp_path/'model'
+    rc, o, e, rep = _train(toy_kimchi, out)
+    assert {p.name for p in out.iterdir()} == {'model.pt', 'confusion_matrix.png', 'report.md', 'report.json'}
+    assert rep['n_valid'] == rep['valid_size'] and rep['n_train'] + rep['valid_size'] == 44 and rep['world_size'] == 1
+    assert len(rep['classes']) == 11 and rep['metrics']['accuracy'] == pytest.approx(1 - rep['metrics']['error_rate'])
+    assert '| accuracy |' in (out/'report.md').read_text() and '█' not in o
+    _predicts(out, o)
+
+def test_train_aihub_like_zip(tmp_path):
+    "Hangul class folders, stored in CP949 without the UTF-8 flag, with macOS clutter: the labels are the slugs"
+    from kimchi_course.toy import make_toy_kimchi
+    from kimchi_course.core import KIMCHI_SLUGS
+    src = make_toy_kimchi(tmp_path/'kfood', n_per_class=4, seed=6, hangul='nfc')
+    z = zip_folder(src, tmp_path/'kimchi.zip', encoding='cp949', mac_clutter=True)
+    rc, o, e, rep = _train(z, tmp_path/'model')
+    assert rep['classes'] == KIMCHI_SLUGS and rep['n_train'] + rep['valid_size'] == 44
+    assert 'kimchi.zip' in rep['data']
+
+def test_train_hf_parquet(tmp_path):
+    "The Hugging Face layout: train and validation rows are trained on, the test split is kept apart"
+    from kimchi_course.open_data import toy_kimchi_parquet
+    hf = toy_kimchi_parquet(tmp_path/'hf', n_per_class=dict(train=3, validation=1, test=2))
+    rc, o, e, rep = _train(hf, tmp_path/'model')
+    assert rep['n_train'] + rep['valid_size'] == 11*4 and rep['n_valid'] == rep['valid_size']
+    assert len(rep['classes']) == 11 and 'parquet' in rep['data']
+
+def test_train_any_folder_of_classes(toy_kimchi, tmp_path):
+    "Folders that aren't kimchi are classes as they are named (NFC); a README and a broken file are left out, not classes"
+    import unicodedata
+    names = ['Bibimbap', unicodedata.normalize('NFD', '김밥'), 'tteokbokki']
+    data = tmp_path/'kfood'
+    for name, kind in zip(names, ['baechu-kimchi', 'kkakdugi', 'pa-kimchi']):
+        (data/name).mkdir(parents=True)
+        for f in sorted((toy_kimchi/kind).glob('*.jpg')): shutil.copy(f, data/name/f.name)
+    (data/'README.txt').write_text('my photos'); (data/'Bibimbap'/'broken.jpg').write_bytes(b'\xff\xd8\xff not a jpeg')
+    rc, o, e, rep = _train(data, tmp_path/'model', '--bs', '4')
+    assert rep['classes'] == ['Bibimbap', 'tteokbokki', '김밥'] and rep['n_train'] + rep['valid_size'] == 12
+    assert 'broken.jpg' in o # the scan names what it left out
+    assert any(n in _predicts(tmp_path/'model', o) for n in rep['classes'])
+
+@pytest.mark.parametrize('args, msg', [
+    (['--lr', '0'], 'must be above 0'),
+    (['--lr', 'fast'], 'must be a number'),
+    (['--lr', '1e-3', '--lr-find'], 'not allowed with'),
+    (['--arch', 'vgg16'], 'invalid choice'),
+    (['--freeze-epochs', '0'], 'must be at least 1'),
+    (['--bs', '-4'], 'must be at least 1'),
+])
+def test_train_bad_arguments_one_line(tmp_path, args, msg):
+    rc, out, err = run_main('train', tmp_path, *args)
+    assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+
+def test_train_bad_data_one_line(toy_kimchi, tmp_path):
+    (tmp_path/'notes.zip').write_text('not a zip')
+    (tmp_path/'one'/'cats').mkdir(parents=True)
+    for f in sorted((toy_kimchi/'kkakdugi').glob('*.jpg')): shutil.copy(f, tmp_path/'one'/'cats'/f.name)
+    (tmp_path/'a_file').write_text('mine')
+    for data, extra, msg in [(tmp_path/'missing', [], 'does not exist'), (tmp_path/'notes.zip', [], 'neither a zip nor a tar'),
+                             (tmp_path/'one', [], 'at least 2 classes'), (toy_kimchi, ['--bs', '64'], 'smaller --bs'),
+                             (toy_kimchi, ['--out', tmp_path/'a_file'], 'is a file')]:
+        rc, out, err = run_main('train', data, *TINY, *extra)
+        assert rc == 1 and msg in err and len(err.strip().splitlines()) == 1 and 'Traceback' not in err, (data, err)
+    assert (tmp_path/'a_file').read_text() == 'mine'
+
+def _free_port()->int:
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def test_torchrun_two_processes_on_cpu(toy_kimchi, tmp_path):
+    "`torchrun --nproc_per_node 2 -m kimchi_course.cli train DATA --epochs 1 --out OUT` on the CPU (gloo), tiny settings from KIMCHI_SETTINGS"
+    pytest.importorskip('accelerate') # fastai.distributed imports it (the `multi-gpu` extra)
+    out = tmp_path/'out'
+    env = {**os.environ, 'KIMCHI_SETTINGS': 'size=32,presize=40,bs=8,pretrained=False', 'PET_MASTER_PORT': str(_free_port()),
+           'PYTHONWARNINGS': 'ignore'}
+    torchrun = Path(sys.executable).with_name('torchrun')
+    r = subprocess.run([torchrun if torchrun.exists() else 'torchrun', '--nproc_per_node', '2', '-m', 'kimchi_course.cli', 'train', toy_kimchi,
+                        '--epochs', '1', '--out', out, '--record-shards'], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert {p.name for p in out.iterdir()} == {'model.pt', 'confusion_matrix.png', 'report.md', 'report.json'}
+    assert r.stdout.count('kimchi-course train ·') == 1 and r.stdout.count('wrote ') == 1 # only process 0 prints and writes
+    rep = json.loads((out/'report.json').read_text())
+    assert rep['world_size'] == 2 and '2 processes (gloo' in r.stdout
+    # the whole validation set, each image once: the count equals the split's size computed in this (single) process
+    from kimchi_course.cli import train_data, train_dls, train_settings
+    s = train_settings(env={'KIMCHI_SETTINGS': 'size=32,presize=40,bs=8,pretrained=False'})
+    dls = train_dls(train_data(toy_kimchi, s, verbose=False)[0], s)
+    assert rep['n_valid'] == rep['valid_size'] == len(dls.valid_ds) and rep['n_train'] == len(dls.train_ds)
+    # disjoint training shards, the same size, in every epoch (1 frozen + 1)
+    shards = rep['train_shards']
+    assert len(shards) == 2 and len(shards[0]) == len(shards[1]) == 2
+    for a, b in zip(*shards):
+        assert len(a) == len(b) == len(dls.train_ds)//2 and not set(a) & set(b) and set(a) | set(b) <= set(range(len(dls.train_ds)))
+    rc, o, e = run_main('predict', out/'model.pt', sorted(toy_kimchi.rglob('*.jpg'))[0])
+    assert rc == 0 and o.count('%') == 3, e
