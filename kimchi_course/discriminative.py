@@ -20,13 +20,15 @@ from .transfer import param_groups_table
 def group_lr_table(
     learn:Learner, # the learner that was trained
     trace:BatchTrace, # a `BatchTrace` of the fit
+    fit:int=-1, # which of the trace's fits (default: the last)
 )->pd.DataFrame:
-    "Per parameter group: its modules, its parameter count, the highest learning rate it got, and the ratio to the group before"
-    d = trace.df
-    peaks = [d[f'lr_{i}'].max() for i in range(len(learn.opt.hypers))]
+    "Per parameter group: its modules, parameters, its `lr_max`, the ratio to the group before, and the highest sampled learning rate"
+    lr_max, n = trace.lr_max[fit], trace.n_fits
+    d = trace.df[trace.df.fit == range(1, n+1)[fit]]
     t = param_groups_table(learn)[['group', 'modules', 'params']].copy()
-    t['peak_lr'] = peaks
-    t['ratio_to_previous'] = [math.nan] + [b/a for a,b in zip(peaks, peaks[1:])]
+    t['lr_max'] = lr_max
+    t['ratio_to_previous'] = [math.nan] + [b/a for a,b in zip(lr_max, lr_max[1:])]
+    t['peak_lr'] = [d[f'lr_{i}'].max() for i in range(len(lr_max))]
     return t
 
 # %% ../nbs/06_discriminative_lrs.ipynb #9cd3581c

@@ -1,6 +1,7 @@
 "Chapter 06's helpers: what the optimizer gives each parameter group, read back, on a real (tiny) learner"
 import pytest
-from kimchi_course.core import course_learner, course_settings
+from kimchi_course.core import course_settings
+from kimchi_course.pretraining import course_learner
 from kimchi_course.lr import BatchTrace
 from kimchi_course.discriminative import opt_lrs, group_lr_table, plot_group_lrs
 
@@ -16,11 +17,21 @@ def test_opt_lrs_spaces_a_slice_multiplicatively(fresh_learner):
     assert opt_lrs(fresh_learner, slice(1e-3)) == pytest.approx([1e-4, 1e-4, 1e-3], rel=1e-9)
     assert opt_lrs(fresh_learner) == pytest.approx([1e-4, 1e-4, 1e-3], rel=1e-9)  # reading changes nothing
 
-def test_group_lr_table_reads_the_peaks_of_a_fit(fresh_learner):
+def test_group_lr_table_reads_lr_max_from_the_optimizer(fresh_learner):
     learn, trace = fresh_learner, BatchTrace()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, lr_max=slice(1e-5, 1e-3), cbs=trace)
     t = group_lr_table(learn, trace)
     assert t.group.tolist() == [0, 1, 2]
-    assert t.ratio_to_previous.iloc[1:].tolist() == pytest.approx([10, 10], rel=1e-6)
-    assert t.peak_lr.iloc[-1] <= 1e-3 and t.peak_lr.iloc[-1] > 1e-4  # one cycle peaks at (or just below) lr_max
+    assert t.lr_max.tolist() == pytest.approx([1e-5, 1e-4, 1e-3], rel=1e-12)  # exact, however few mini-batches an epoch has
+    assert t.ratio_to_previous.iloc[1:].tolist() == pytest.approx([10, 10], rel=1e-9)
+    assert (t.peak_lr <= t.lr_max * (1 + 1e-9)).all()  # the sampled schedule never goes above lr_max
     assert len(plot_group_lrs(trace).axes[0].lines) == 3
+
+def test_group_lr_table_picks_the_fit(fresh_learner):
+    learn, trace = fresh_learner, BatchTrace()
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(1, lr_max=slice(1e-5, 1e-3), cbs=trace); learn.fit_one_cycle(1, lr_max=2e-4, cbs=trace)
+    assert group_lr_table(learn, trace).lr_max.tolist() == pytest.approx([2e-4]*3, rel=1e-12)
+    first = group_lr_table(learn, trace, fit=0)
+    assert first.lr_max.tolist() == pytest.approx([1e-5, 1e-4, 1e-3], rel=1e-12)
+    assert (first.peak_lr <= first.lr_max * (1 + 1e-9)).all()  # and its peaks come from the first fit's rows only
