@@ -317,14 +317,15 @@ def fit_convnet(
     epochs:int=30, # training epochs
     bs:int=32, # batch size
     workers:int=0, # DataLoader worker processes
-    folder:Path=None, # checkpoint folder (default: `cache_dir()/'keras'`)
+    folder:Path=None, # checkpoint folder (default: `cache_dir()/'keras'`; the file is named after the model and this process)
     verbose:int=2, # Keras's verbosity: 0 silent, 2 one line per epoch
 )->ConvnetRun:
     "Train `model` with a best-`val_loss` checkpoint, then reload the checkpoint and score it on `path/'test'`"
     keras = import_keras(); path = Path(path)
     size = model.input_shape[1]
     load = lambda split, shuffle=False: keras_loader(path/split, size=size, bs=bs, shuffle=shuffle, workers=workers)
-    ckpt = (Path(folder) if folder else cache_dir()/'keras')/f'{model.name}.keras'; ckpt.parent.mkdir(parents=True, exist_ok=True)
+    # one file per process: two runs at once (two notebooks, two test suites) must not overwrite each other's best model
+    ckpt = (Path(folder) if folder else cache_dir()/'keras')/f'{model.name}-{os.getpid()}.keras'; ckpt.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     hist = model.fit(load('train', shuffle=True), validation_data=load('validation'), epochs=epochs, verbose=verbose,
                      shuffle=False, # the DataLoader shuffles

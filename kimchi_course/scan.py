@@ -96,7 +96,7 @@ def _natural_key(p)->list:
 
 class ImageScan:
     "What `scan_images` found: a status for every file, the good files, the problems and per-class counts"
-    def __init__(self, path:Path, df:'pandas.DataFrame', seconds:float, kimchi:bool=True):
+    def __init__(self, path:Path, df, seconds:float, kimchi:bool=True):
         self.path,self.df,self.seconds,self.kimchi = path,df,seconds,kimchi
 
     @property
@@ -105,13 +105,13 @@ class ImageScan:
         return L(self.df.loc[self.df.status=='ok', 'path'].tolist())
 
     @property
-    def problems(self)->'pandas.DataFrame':
+    def problems(self):
         "Every file that is left out (not `ok`, `metadata` or `other`), with what is wrong"
         d = self.df[~self.df.status.isin(['ok', 'metadata', 'other'])]
         return d[['folder', 'name', 'status', 'note']].reset_index(drop=True)
 
     @property
-    def counts(self)->'pandas.DataFrame':
+    def counts(self):
         "Per class: good images, and files with problems"
         d = self.df[self.df.cls.notna()]
         idx = KIMCHI_SLUGS if self.kimchi else sorted(d.cls.unique())
