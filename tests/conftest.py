@@ -124,3 +124,11 @@ def fresh_venv(
     # that folder (such as an editable install's finder) are not run: the venv's kimchi_course is the only one.
     (own/'_kimchi_test_deps.pth').write_text('\n'.join(_site_dirs()) + '\n')
     return py
+
+
+@pytest.fixture
+def own_data_env(tmp_path, monkeypatch):
+    "This test's own course cache, no network for the Hugging Face Hub, and no data source set from outside"
+    monkeypatch.setenv('KIMCHI_CACHE', str(tmp_path/'cache'))
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    for k in ('KIMCHI_DATA', 'KIMCHI_SOURCE', 'KIMCHI_HF_DIR'): monkeypatch.delenv(k, raising=False)

@@ -17,12 +17,7 @@ from kimchi_course.toy import make_toy_kimchi
 
 NFD = lambda s: unicodedata.normalize('NFD', s)
 
-@pytest.fixture(autouse=True)
-def own_cache(tmp_path, monkeypatch):
-    "Each test gets its own course cache, no data source from the outside, and no network for the Hugging Face Hub"
-    monkeypatch.setenv('KIMCHI_CACHE', str(tmp_path/'cache'))
-    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
-    for k in ('KIMCHI_DATA', 'KIMCHI_SOURCE', 'KIMCHI_HF_DIR'): monkeypatch.delenv(k, raising=False)
+pytestmark = pytest.mark.usefixtures('own_data_env') # conftest: own cache, offline Hub, no outside data source
 
 def jpeg_bytes(w=160, h=120, color=(200, 60, 30), **kw):
     b = io.BytesIO(); Image.new('RGB', (w, h), color).save(b, 'JPEG', **kw); return b.getvalue()

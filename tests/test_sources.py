@@ -15,12 +15,7 @@ from kimchi_course.presize_cache import prepare, kimchi_path
 
 OFF = {'HF_HUB_OFFLINE': '1'}
 
-@pytest.fixture(autouse=True)
-def own_env(tmp_path, monkeypatch):
-    "Own cache, no network for the Hub, and no data source from the outside"
-    monkeypatch.setenv('KIMCHI_CACHE', str(tmp_path/'cache'))
-    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
-    for k in ('KIMCHI_DATA', 'KIMCHI_SOURCE', 'KIMCHI_HF_DIR'): monkeypatch.delenv(k, raising=False)
+pytestmark = pytest.mark.usefixtures('own_data_env') # conftest: own cache, offline Hub, no outside data source
 
 @pytest.fixture(scope='module')
 def hf(tmp_path_factory)->Path:
