@@ -142,7 +142,8 @@ def bench(
     warm = min(warmup, max(total-1, 0))
     cudnn = dict(cudnn_benchmark=torch.backends.cudnn.benchmark, cudnn_deterministic=torch.backends.cudnn.deterministic)
     with warnings.catch_warnings(record=True) as caught, _own_rngs(dls, seed): # the same batches, in the same order, for every row
-        quiet_known_warnings() # the known library noise stays hidden even if other code left an 'always' filter in front
+        warnings.simplefilter('always') # record the precision warnings even where the user's filters hide them (e.g. PYTHONWARNINGS=ignore)
+        quiet_known_warnings() # but the known library noise stays hidden
         learn = set_precision(course_learner(dls, s, arch, pretrained, metrics=accuracy, seed=seed), precision)
         probe,acc,loss = StepProbe(None if epochs else steps, warm),float('nan'),float('nan')
         with learn.no_bar(), learn.no_logging(), peak_memory(dls.device) as mem:

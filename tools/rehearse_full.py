@@ -168,16 +168,35 @@ def run_chapter(course:Path, stem:str, env:dict, timeout:int=600)->dict:
         ok, out = False, f'TimeoutError: still running after {timeout} s'
     return dict(chapter=stem, ok=ok, seconds=round(time.perf_counter() - t, 1), error='' if ok else first_error(out))
 
-def rehearse(source:str, which=None, work:Path=None, timeout:int=600, verbose:bool=True)->list:
-    "Rehearse `source` on the chosen chapters; one result dict per chapter"
+HEAVY = ('02a', '10', '13', '11', '12a', '05', '04', '03a', '06', '07', '09', '03', '12') # the slowest chapters start first
+
+def rehearse_many(
+    plan:dict, # source -> the chapters to rehearse on it (stems or number prefixes; `None`: `ALL`'s default)
+    work:Path=None, # work folder (default: a new temporary one); fakes in it are reused
+    timeout:int=600, # seconds per chapter
+    workers:int=2, # chapters run at once, one torch thread each (one per core is the fastest on a small machine)
+    verbose:bool=True, # print one line per chapter as it ends
+)->list:
+    "Rehearse every (source, chapter) pair of `plan` on `workers` processes, slowest chapters first; one result dict per pair, in plan order"
+    from concurrent.futures import ThreadPoolExecutor
     work = Path(work) if work else Path(tempfile.mkdtemp(prefix='kimchi-rehearsal-'))
-    t = time.perf_counter(); env = make_env(work, source); course = copy_course(work/source)
-    if verbose: print(f"== {source}: environment ready in {time.perf_counter()-t:.0f} s ({work}); KIMCHI_SETTINGS={env['KIMCHI_SETTINGS']}", flush=True)
-    res = []
-    for stem in selected(source, which):
-        r = run_chapter(course, stem, env, timeout); r['source'] = source; res.append(r)
+    t = time.perf_counter(); envs, courses, jobs = {}, {}, []
+    for source, which in plan.items():
+        envs[source] = make_env(work, source); courses[source] = copy_course(work/source)
+        jobs += [(source, stem) for stem in selected(source, which)]
+    if verbose: print(f"== environments ready in {time.perf_counter()-t:.0f} s ({work}); KIMCHI_SETTINGS={settings_text()}", flush=True)
+    rank = lambda j: next((i for i,h in enumerate(HEAVY) if j[1].split('_')[0] == h), len(HEAVY))
+    def one(job):
+        source, stem = job
+        r = dict(source=source, **run_chapter(courses[source], stem, envs[source], timeout))
         if verbose: print(f"{source:5} {stem:28} {'pass' if r['ok'] else 'FAIL'} {r['seconds']:7.1f} s  {r['error']}", flush=True)
-    return res
+        return r
+    with ThreadPoolExecutor(max(1, workers)) as ex: done = dict(zip(sorted(jobs, key=rank), ex.map(one, sorted(jobs, key=rank))))
+    return [done[j] for j in jobs]
+
+def rehearse(source:str, which=None, work:Path=None, timeout:int=600, verbose:bool=True, workers:int=1)->list:
+    "Rehearse `source` on the chosen chapters; one result dict per chapter"
+    return rehearse_many({source: which}, work, timeout, workers, verbose)
 
 def report(results:list)->str:
     "A Markdown report: per source and chapter, pass/fail, time and the first error line"
@@ -200,12 +219,13 @@ def main(argv=None)->int:
     p.add_argument('--work', type=Path, default=None, help='work folder (default: a new temporary folder); fakes in it are reused')
     p.add_argument('--timeout', type=int, default=600, help='seconds per chapter')
     p.add_argument('--report', type=Path, default=None, help='also write the Markdown report here')
+    p.add_argument('--workers', type=int, default=2, help='chapters run at once (one torch thread each)')
     a = p.parse_args(argv)
     work = a.work or Path(tempfile.mkdtemp(prefix='kimchi-rehearsal-'))
-    res = []
-    for s in (('aihub', 'hf') if a.source == 'both' else (a.source,)):
-        which = CHAPTERS[s] if a.chapters == 'ci' else (a.chapters.split(',') if a.chapters else None)
-        res += rehearse(s, which, work, a.timeout)
+    plan = {s: CHAPTERS[s] if a.chapters == 'ci' else (a.chapters.split(',') if a.chapters else None)
+            for s in (('aihub', 'hf') if a.source == 'both' else (a.source,))}
+    t = time.perf_counter(); res = rehearse_many(plan, work, a.timeout, a.workers)
+    print(f"== {len(res)} chapter runs in {time.perf_counter()-t:.0f} s on {a.workers} workers")
     text = report(res); print(text)
     if a.report: a.report.write_text(text, encoding='utf-8')
     return 0 if all(r['ok'] for r in res) else 1
