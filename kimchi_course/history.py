@@ -9,7 +9,7 @@ __all__ = ['history', 'ValidHits', 'better_when_higher', 'best_epoch', 'fake_his
            'plot_history', 'epoch_lesson']
 
 # %% ../nbs/07_epochs.ipynb #553a09df
-import numpy as np, pandas as pd, torch
+import numpy as np, pandas as pd, torch, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from .core import *
 from fastai.callback.core import Callback
@@ -28,14 +28,17 @@ def history(
 
 # %% ../nbs/07_epochs.ipynb #a7e1c002
 class ValidHits(Callback):
-    "For every epoch that trained: 1/0 per validation image (did the model get it right?), in validation order"
-    def __init__(self): self.hits = []
-    def before_epoch(self): self._trained,self._cur = False,[]
+    "For every epoch that trained, per validation image in validation order: 1/0 (did the model get it right?) and its loss"
+    def __init__(self): self.hits,self.losses = [],[]
+    def before_epoch(self): self._trained,self._cur,self._loss = False,[],[]
     def before_train(self): self._trained = True # `validate()` sends epoch events too, but never this one
     def after_batch(self):
-        if not self.training and self._trained: self._cur.append((self.pred.argmax(-1) == self.yb[0]).cpu())
+        if self.training or not self._trained: return
+        self._cur.append((self.pred.argmax(-1) == self.yb[0]).cpu())
+        self._loss.append(F.cross_entropy(self.pred.float(), self.yb[0], reduction='none').detach().cpu()) # the course's loss, image by image
     def after_epoch(self):
-        if self._trained and self._cur: self.hits.append(torch.cat(self._cur).numpy().astype(np.int8)) # lr_find skips validation
+        if not (self._trained and self._cur): return # lr_find skips validation
+        self.hits.append(torch.cat(self._cur).numpy().astype(np.int8)); self.losses.append(torch.cat(self._loss).numpy())
 
 # %% ../nbs/07_epochs.ipynb #0e347e65
 _LOWER = ('loss', 'error', 'mse', 'mae', 'rmse', 'perplexity')
@@ -117,26 +120,27 @@ def plot_history(
 def epoch_lesson(
     hist:pd.DataFrame, # the long run's history (see `history`)
     hits, # the long run's `ValidHits.hits`: one row of 1/0 per epoch
+    losses, # the long run's `ValidHits.losses`: one row of per-image losses per epoch, the same images
     retrained_hits, # the retrained model's 1/0 per validation image (its last epoch), the same images in the same order
     metric:str='accuracy', # the metric that chose the epoch
-    rise:float=0.1, # how far above its minimum the valid loss must end to count as turned up
     level:float=0.95, # coverage of the bootstrap intervals
 )->dict:
-    "The chapter's lesson from its own run: did the valid loss turn up while accuracy held, and did retraining land within the spread?"
-    hits = np.asarray(hits); last = len(hist)-1
-    if hits.shape[0] != len(hist): raise ValueError(f"{hits.shape[0]} rows of hits for {len(hist)} epochs: record both with the same learner")
+    "The chapter's lesson from its own run: did the valid loss turn up (beyond the noise) while accuracy held, and did retraining land within the spread?"
+    hits, losses = np.asarray(hits), np.asarray(losses, dtype=float); last = len(hist)-1
+    if hits.shape[0] != len(hist) or losses.shape != hits.shape:
+        raise ValueError(f"{hits.shape[0]} rows of hits and {losses.shape[0]} of losses for {len(hist)} epochs: record all with the same learner")
     at_loss, chosen = best_epoch(hist, 'valid_loss'), best_epoch(hist, metric)
-    vl = hist['valid_loss'].astype(float).values
-    up = vl[-1]/vl[at_loss] - 1
+    vl = losses.mean(1)
+    rose = bootstrap_diff(losses[last], losses[at_loss], level=level)
     held = bootstrap_diff(hits[last], hits[at_loss], level=level)
     re = bootstrap_diff(np.asarray(retrained_hits), hits[chosen], level=level)
-    turned, holds, within = bool(at_loss < last and up >= rise), bool(held[2] >= 0), bool(re[1] <= 0 <= re[2])
+    turned, holds, within = bool(at_loss < last and rose[1] > 0), bool(held[2] >= 0), bool(re[1] <= 0 <= re[2])
     acc = hits.mean(1)
-    numbers = (f"valid loss lowest at epoch {at_loss} ({vl[at_loss]:.3f}), {up:+.0%} by epoch {last}; accuracy {acc[at_loss]:.3f} there, "
-               f"{acc[last]:.3f} at the end ({held[0]:+.3f}, {level:.0%} interval {held[1]:+.3f} to {held[2]:+.3f}); retrained "
-               f"{np.mean(retrained_hits):.3f} vs the best epoch's {acc[chosen]:.3f} (epoch {chosen}; {re[0]:+.3f}, {re[1]:+.3f} to {re[2]:+.3f}); "
-               f"{hits.shape[1]} validation images")
+    numbers = (f"valid loss lowest at epoch {at_loss} ({vl[at_loss]:.3f}), {vl[last]:.3f} by epoch {last} ({rose[0]:+.3f}, {level:.0%} interval "
+               f"{rose[1]:+.3f} to {rose[2]:+.3f}); accuracy {acc[at_loss]:.3f} there, {acc[last]:.3f} at the end ({held[0]:+.3f}, "
+               f"{held[1]:+.3f} to {held[2]:+.3f}); retrained {np.mean(retrained_hits):.3f} vs the best epoch's {acc[chosen]:.3f} "
+               f"(epoch {chosen}; {re[0]:+.3f}, {re[1]:+.3f} to {re[2]:+.3f}); {hits.shape[1]} validation images, paired bootstrap")
     line = lesson_check("valid loss turns up while accuracy holds, and retraining for the chosen epochs lands within the spread of the long run's best",
                         numbers, turned and holds and within)
     return dict(line=line, shown=turned and holds and within, turned=turned, holds=holds, within=within, at_loss=at_loss, chosen=chosen,
-                rise=float(up), held=held, retrained=re)
+                rose=rose, held=held, retrained=re)

@@ -4,6 +4,7 @@ import json, threading
 import numpy as np, pandas as pd, pytest, torch
 from kimchi_course.core import KIMCHI_SLUGS, course_settings, read_marker
 import kimchi_course.pretraining as pt
+from kimchi_course.source_task import *
 from kimchi_course.pretraining import *
 
 TINY = dict(size=16, n_per_class=1, epochs=1, bs=16)
@@ -123,3 +124,32 @@ def test_transfer_lesson():
     assert transfer_lesson(runs.assign(head_only=[.1, .5, .6, .6, .15, .55])).endswith('not shown')
     s = arm_summary(runs)
     assert s.loc[('fine_tuned', 'pretrained'), 'mean'] == pytest.approx(.85) and s.loc[('head_only', 'random'), 'max'] == .2
+
+def test_build_toy_weights_command(tmp_path, monkeypatch):
+    "The documented command that makes the committed file, at a small scale; `toy_pretrained` then copies it instead of training"
+    import hashlib, subprocess, sys
+    from pathlib import Path
+    out = tmp_path/'weights'
+    r = subprocess.run([sys.executable, str(Path(__file__).parent.parent/'tools'/'build_toy_weights.py'), '--size', '16', '--n-per-class', '1',
+                        '--epochs', '1', '--bs', '16', '--out', str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (f,), (m,) = list(out.glob('*.pth')), list(out.glob('*.json'))
+    man = json.loads(m.read_text())
+    assert man['sha256'] == hashlib.sha256(f.read_bytes()).hexdigest() and man['fingerprint'] == source_fingerprint()
+    assert man['want']['args'] == dict(arch='resnet18', seed=0, lr=3e-3, **TINY) and man['report']['threads'] == BUILD_THREADS
+    monkeypatch.setenv('KIMCHI_CACHE', str(tmp_path/'cache')); monkeypatch.setenv('KIMCHI_TOY_WEIGHTS', str(out))
+    lines = []
+    p = toy_pretrained(**TINY, log=lines.append)
+    assert lines == [] and (p/'weights.pth').read_bytes() == f.read_bytes() # copied, not trained
+    man['sha256'] = '0'*64; m.write_text(json.dumps(man)) # a file that doesn't match its manifest is never used
+    monkeypatch.setenv('KIMCHI_CACHE', str(tmp_path/'cache2'))
+    toy_pretrained(**TINY, log=lines.append)
+    assert 'checksum' in lines[0] and 'epoch 1/1' in lines[-1], lines
+
+def test_committed_weights_are_current(tmp_path, monkeypatch):
+    "The committed backbone (weights/) fits the course's default arguments and this code's source task: no checkout pays for a rebuild"
+    monkeypatch.setenv('KIMCHI_CACHE', str(tmp_path)); monkeypatch.delenv('KIMCHI_TOY_WEIGHTS', raising=False)
+    def stop(line): raise AssertionError(f"{line} (the committed weights are missing or stale: run `python tools/build_toy_weights.py`)")
+    p = toy_pretrained(log=stop) # the defaults every chapter uses
+    rep = json.loads((p/'report.json').read_text())
+    assert rep['built_by'].startswith('committed') and rep['source_accuracy'] > 5/len(SOURCE_CLASSES)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = {'aihub': None, 'hf': None} # None: every chapter notebook (aihub), every chapter that reads the kimchi data (hf)
-NOT_KIMCHI = ('00_core', '00a_toy_kimchi', '09_keras_augmentation') # chapters that read no kimchi data: the hf rehearsal skips them
+NOT_KIMCHI = ('00_core', '00a_toy_kimchi', '00c_source_task', '09_keras_augmentation') # chapters that read no kimchi data: the hf rehearsal skips them
 CHAPTERS = ALL # what the CI test (tests/test_full_rehearsal.py) rehearses: every chapter, on both sources
 SHRINK = dict(n_per_class=6, presize=40, size=32, bs=8, epochs=1, freeze_epochs=1, lr_find_iters=12, workers=0, lr=2e-3,
               long_epochs=2, ft_epochs=1, foc_epochs=1, head_epochs=1, unfrozen_epochs=1, demo_epochs=1,
