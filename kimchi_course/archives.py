@@ -226,8 +226,8 @@ def kimchi_source(
 )->Path:
     "The raw kimchi class folders of `data_source`: toy-kimchi, the `KIMCHI_DATA` download (extracted once), or the Hugging Face copy (train + validation)"
     src = data_source(s, env)
+    _say_once(f'data: {src.note}') # name the source, once per process (full mode without real photos: says what to set)
     if src.name == 'toy':
-        if _TOY_FALLBACK in src.note: _say_once(src.note) # full mode without real photos: say so, once
         return Path(make_toy_kimchi(n_per_class=n_per_class or s.n_per_class, seed=s.seed, **toy_kwargs))
     if src.name == 'hf': return _hf_classes(hf_download(env))/'train'
     if src.path.is_file():

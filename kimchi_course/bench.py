@@ -38,7 +38,7 @@ class StepProbe(Callback):
     def after_batch(self):
         if not self.training: return
         _sync(self.dls.device); self.n += 1
-        if self.first_loss is None: self.first_loss = float(self.loss) # the same number in fp32 and fp16 unless fp16 computed
+        if self.first_loss is None: self.first_loss = float(self.loss.detach()) # the same number in fp32 and fp16 unless fp16 computed
         if self.n > self.warmup: self.times.append(time.perf_counter() - self.t0)
         if self.steps and len(self.times) >= self.steps: raise CancelFitException()
 

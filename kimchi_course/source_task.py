@@ -194,7 +194,7 @@ def _write_task(tmp:Path, a:dict):
     for split,n in (('train', a['n_per_class']), ('valid', a['n_valid'])):
         x, y = _draw_split(n, split, a['size'], a['seed']); np.save(tmp/f'{split}_x.npy', x); np.save(tmp/f'{split}_y.npy', y)
     (tmp/'classes.json').write_text(json.dumps(list(SOURCE_CLASSES)))
-    (tmp/'README.txt').write_text("A SYNTHETIC source task for pretraining (kimchi_course.pretraining.make_source_task): generic shapes, "
+    (tmp/'README.txt').write_text("A SYNTHETIC source task for pretraining (kimchi_course.source_task.make_source_task): generic shapes, "
                                   "palettes, broths and textures drawn by a program. No photos, and none of toy-kimchi's classes.\n")
 
 def make_source_task(

@@ -299,7 +299,7 @@ def test_full_mode_falls_back_to_toy_in_one_line(capsys, monkeypatch):
     b = kimchi_source(s, n_per_class=2, env={'HF_HUB_OFFLINE': '1'})
     out = capsys.readouterr().out.strip().splitlines()
     assert a == b and read_marker(a, '.toy-kimchi.json')['synthetic'] is True
-    assert len(out) == 1 and 'toy-kimchi' in out[0] and 'set KIMCHI_DATA' in out[0] # said once, with what to set
+    assert len(out) == 1 and out[0].startswith('data: toy-kimchi') and 'set KIMCHI_DATA' in out[0] # said once, with what to set
     assert data_source(s, {'HF_HUB_OFFLINE': '1'}).name == 'toy' and 'set KIMCHI_DATA' in data_source(s, {'HF_HUB_OFFLINE': '1'}).note
 
 def test_presize_refuses_a_list_from_a_nested_extraction(tmp_path):

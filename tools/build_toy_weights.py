@@ -27,7 +27,7 @@ def main(argv=None)->int:
         t = time.perf_counter()
         built = toy_pretrained(a.arch, size=a.size, seed=a.seed, n_per_class=a.n_per_class, epochs=a.epochs, bs=a.bs, lr=a.lr)
         f = ship_toy_weights(built, a.out)
-    print(f"wrote {f} ({f.stat().st_size/2**20:.1f} MB) and {f.with_suffix('.json').name} in {time.perf_counter()-t:.0f} s")
+    print(f"wrote {f} ({f.stat().st_size/1e6:.1f} MB) and {f.with_suffix('.json').name} in {time.perf_counter()-t:.0f} s")
     return 0
 
 if __name__ == '__main__': sys.exit(main())
