@@ -68,6 +68,8 @@ def test_valid_hits_follow_every_trained_epoch():
     h = history(learn)
     assert hits.shape == (3, 32) and set(np.unique(hits)) <= {0, 1}
     assert np.allclose(hits.mean(1), h.accuracy.values)  # validate() added no row; each row's mean is that epoch's accuracy
+    losses = np.stack(learn.valid_hits.losses)
+    assert losses.shape == hits.shape and np.allclose(losses.mean(1), h.valid_loss.values.astype(float), atol=1e-5) # and of its losses, the valid loss
 
 def test_valid_hits_skip_an_lr_find_epoch_without_validation():
     "lr_find over more than one epoch of batches trains an epoch whose validation it cancels: no hits row for it"
@@ -75,25 +77,35 @@ def test_valid_hits_skip_an_lr_find_epoch_without_validation():
     with learn.no_bar(), learn.no_logging(): learn.lr_find(num_it=6, show_plot=False)
     assert learn.valid_hits.hits == []
 
+def _losses(means, n=200, seed=0):
+    "Per-image losses (one row per epoch) whose means are `means`, spread like real cross-entropies"
+    rng = np.random.default_rng(seed)
+    x = np.stack([rng.gamma(2, 1, n) for _ in means])
+    return x/x.mean(1, keepdims=True)*np.asarray(means)[:, None]
+
 def _lesson_case():
     from kimchi_course.history import epoch_lesson
-    h = fake_history(train_loss=[2., 1., .5, .3, .2], valid_loss=[1.5, 1.0, 1.1, 1.3, 1.4], accuracy=[.5, .7, .7, .7, .7])
+    vl = [1.5, 1.0, 1.1, 1.3, 1.4]
+    h = fake_history(train_loss=[2., 1., .5, .3, .2], valid_loss=vl, accuracy=[.5, .7, .7, .7, .7])
     good = np.array([[1]*100 + [0]*100, *[[1]*140 + [0]*60]*4])
-    return epoch_lesson, h, good
+    return epoch_lesson, h, good, _losses(vl)
 
 def test_epoch_lesson_each_claim_can_fail():
-    epoch_lesson, h, good = _lesson_case()
-    r = epoch_lesson(h, good, good[2])
+    epoch_lesson, h, good, losses = _lesson_case()
+    r = epoch_lesson(h, good, losses, good[2])
     assert (r['turned'], r['holds'], r['within'], r['shown']) == (True, True, True, True)
     assert r['line'].startswith('Lesson check: ') and r['line'].endswith('→ shown') and '200 validation images' in r['line']
-    small_rise = h.assign(valid_loss=[1.5, 1.0, 1.02, 1.05, 1.08])  # +8%: under the 10% rise
-    assert epoch_lesson(small_rise, good, good[2])['turned'] is False
-    assert epoch_lesson(small_rise, good, good[2], rise=0.05)['turned'] is True
-    last_at_min = h.assign(valid_loss=[1.5, 1.4, 1.3, 1.2, 1.1])
-    assert epoch_lesson(last_at_min, good, good[2])['turned'] is False and epoch_lesson(last_at_min, good, good[2])['line'].endswith('→ not shown')
+    assert r['rose'][1] > 0 # the rise's interval is above zero
+    wobble = _losses([1.5, 1.0, 1.0, 1.0, 1.0]); wobble[2:] = wobble[1] * np.random.default_rng(1).normal(1, 0.01, (3, 200))
+    small = h.assign(valid_loss=wobble.mean(1))
+    assert epoch_lesson(small, good, wobble, good[2])['turned'] is False # a wobble around the lowest loss is not a turn
+    falling = _losses([1.5, 1.4, 1.3, 1.2, 1.1]); last_at_min = h.assign(valid_loss=falling.mean(1))
+    assert epoch_lesson(last_at_min, good, falling, good[2])['turned'] is False
+    assert epoch_lesson(last_at_min, good, falling, good[2])['line'].endswith('→ not shown')
     worse = good.copy(); worse[4, :50] = 0
-    assert epoch_lesson(h, worse, good[2])['holds'] is False
+    assert epoch_lesson(h, worse, losses, good[2])['holds'] is False
     swapped = good[2].copy(); swapped[130:140] = 0; swapped[140:148] = 1  # 8 other images right, 10 lost: within the noise
-    assert epoch_lesson(h, good, swapped)['within'] is True
-    assert epoch_lesson(h, good, np.r_[[1]*200])['within'] is False  # retrained far above: outside the spread too
-    with pytest.raises(ValueError, match='rows of hits'): epoch_lesson(h, good[:2], good[2])
+    assert epoch_lesson(h, good, losses, swapped)['within'] is True
+    assert epoch_lesson(h, good, losses, np.r_[[1]*200])['within'] is False  # retrained far above: outside the spread too
+    with pytest.raises(ValueError, match='rows of hits'): epoch_lesson(h, good[:2], losses[:2], good[2])
+    with pytest.raises(ValueError, match='rows of hits'): epoch_lesson(h, good, losses[:3], good[2]) # losses must match the hits
