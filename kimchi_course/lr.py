@@ -240,5 +240,9 @@ def valid_hits(
     learn:Learner, # a trained learner
 )->np.ndarray:
     "1 for each validation image the learner predicts correctly, 0 for each it gets wrong, in the validation set's order"
-    with learn.no_bar(): preds, targs = learn.get_preds()
+    rec = learn.recorder; kept = {k:getattr(rec, k) for k in ('lrs', 'iters', 'losses', 'values')}
+    try:
+        with learn.no_bar(): preds, targs = learn.get_preds()
+    finally: # `get_preds` starts like a fit and empties the recorder: put back the record of the training
+        for k,v in kept.items(): setattr(rec, k, v)
     return (preds.argmax(1) == targs).numpy().astype(int)

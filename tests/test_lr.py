@@ -80,6 +80,15 @@ def test_valid_hits_match_the_error_rate():
     assert hits.shape == (20,) and set(hits.tolist()) <= {0, 1}
     assert 1 - hits.mean() == pytest.approx(float(err), abs=1e-6)
 
+def test_valid_hits_keep_the_training_record():
+    "`get_preds` empties fastai's recorder as a fit would; `valid_hits` puts the training's record back (chapter 06 plots it)"
+    learn = synth_learner(n_trn=64)
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-2)
+    before = [list(getattr(learn.recorder, k)) for k in ('lrs', 'iters', 'losses', 'values')]
+    assert before[2] and len(before[3]) == 2
+    valid_hits(learn)
+    assert [list(getattr(learn.recorder, k)) for k in ('lrs', 'iters', 'losses', 'values')] == before
+
 def test_train_images():
     from kimchi_course.core import course_settings
     assert train_images(course_settings('smoke', env={}, n_per_class=40, valid_pct=0.5)) == 220
