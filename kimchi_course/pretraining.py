@@ -70,13 +70,14 @@ def pretrain(
     "Train `model` on the source task; returns one dict (epoch, train loss, valid accuracy, seconds) per epoch"
     x, y = task['x'], task['y']; nb = math.ceil(len(x)/bs); g = torch.Generator().manual_seed(seed); dev = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*nb, pct_start=0.25)
+    total = epochs*nb # a one-cycle needs a step up and a step down: a tiny task with fewer than 4 steps keeps `lr` flat
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=max(0.25, 2/total)) if total >= 4 else None
     hist, start = [], time.perf_counter()
     for ep in range(epochs):
         model.train(); perm = torch.randperm(len(x), generator=g); tot = 0.
         for k in _bar(nb, ep, epochs):
             idx = perm[k*bs:(k+1)*bs]; loss = F.cross_entropy(model(_augment(_norm(x[idx]), g).to(dev)), y[idx].to(dev))
-            opt.zero_grad(); loss.backward(); opt.step(); sched.step(); tot += loss.item()*len(idx)
+            opt.zero_grad(); loss.backward(); opt.step(); sched and sched.step(); tot += loss.item()*len(idx)
         if sys.stderr.isatty(): print() # end the bar's line
         hist.append(dict(epoch=ep, train_loss=tot/len(x), valid_accuracy=source_accuracy(model, task['valid_x'], task['valid_y']),
                          seconds=round(time.perf_counter()-start, 1)))

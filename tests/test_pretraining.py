@@ -153,3 +153,14 @@ def test_committed_weights_are_current(tmp_path, monkeypatch):
     p = toy_pretrained(log=stop) # the defaults every chapter uses
     rep = json.loads((p/'report.json').read_text())
     assert rep['built_by'].startswith('committed') and rep['source_accuracy'] > 5/len(SOURCE_CLASSES)
+
+@pytest.mark.parametrize('steps', [1, 3, 4, 5])
+def test_pretrain_any_number_of_steps(steps):
+    "A one-cycle schedule over very few steps divides by zero in torch (4 steps at pct_start 0.25): `pretrain` must train anyway"
+    from torchvision.models import resnet18
+    from kimchi_course.pretraining import pretrain
+    g = torch.Generator().manual_seed(0)
+    task = dict(x=torch.randint(0, 256, (2*steps, 3, 16, 16), dtype=torch.uint8, generator=g), y=torch.arange(2*steps) % 3,
+                valid_x=torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8, generator=g), valid_y=torch.arange(3))
+    hist = pretrain(resnet18(num_classes=3), task, epochs=1, bs=2, log=None)
+    assert len(hist) == 1 and 0 <= hist[0]['valid_accuracy'] <= 1
