@@ -77,7 +77,8 @@ def pretrain(
         model.train(); perm = torch.randperm(len(x), generator=g); tot = 0.
         for k in _bar(nb, ep, epochs):
             idx = perm[k*bs:(k+1)*bs]; loss = F.cross_entropy(model(_augment(_norm(x[idx]), g).to(dev)), y[idx].to(dev))
-            opt.zero_grad(); loss.backward(); opt.step(); sched and sched.step(); tot += loss.item()*len(idx)
+            opt.zero_grad(); loss.backward(); opt.step(); tot += loss.item()*len(idx)
+            if sched: sched.step()
         if sys.stderr.isatty(): print() # end the bar's line
         hist.append(dict(epoch=ep, train_loss=tot/len(x), valid_accuracy=source_accuracy(model, task['valid_x'], task['valid_y']),
                          seconds=round(time.perf_counter()-start, 1)))
