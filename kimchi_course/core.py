@@ -92,7 +92,7 @@ CHAPTER_SETTINGS = ('archs', 'aug', 'base_lr', 'bench', 'bench_bs', 'bench_epoch
     'demo_size', 'disc_lr', 'do_flip', 'epoch_per_class', 'foc_epochs', 'ft_epochs', 'head_epochs', 'head_lr',
     'keras_aug_epochs', 'keras_bs', 'keras_epochs', 'keras_filters', 'keras_interpolation', 'keras_size', 'large_side', 'long_epochs', 'low_lr', 'lr_mult',
     'max_lighting', 'max_rotate', 'max_warp', 'max_zoom', 'metric', 'min_scale', 'n', 'n_draws', 'n_seeds', 'n_unseen',
-    'photo_size', 'ps', 'repeats', 'single_lr', 'split_sizes', 'threads', 'too_high_lr', 'toy_per_class',
+    'photo_size', 'precise_bn', 'ps', 'repeats', 'single_lr', 'split_sizes', 'threads', 'too_high_lr', 'toy_per_class',
     'unfrozen_epochs', 'unfrozen_lr') # settings that chapters add to the mode's values
 
 # %% ../nbs/00_core.ipynb #641f12e8

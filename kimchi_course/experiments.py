@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.basics import groupby
 from fastai.learner import Learner
-from fastai.callback.core import Callback, CancelValidException
+from fastai.callback.core import Callback
 from fastai.vision.augment import aug_transforms
 from .core import *
 from .pretraining import course_learner
@@ -27,6 +27,7 @@ from .crop_boxes import crop_box, read_crop_boxes
 from .presize_cache import select_per_class, presize, PresizeReport, kimchi_path
 from .dataloaders import kimchi_dls
 from .presizing import torch_threads
+from .bench import precise_bn, _NoValidation
 
 # %% ../nbs/10_experiments.ipynb #3b943b09
 STEP_METHODS = ('fine_tune', 'fit_one_cycle', 'fit_flat_cos', 'fit')
@@ -325,13 +326,6 @@ def _valid_set(dls)->str:
     "A fingerprint of the validation files (class folder/name), equal across rows that share a split"
     return hashlib.md5('\n'.join(sorted(_valid_names(dls))).encode()).hexdigest()[:8]
 
-class _NoValidation(Callback):
-    "Skip the validation at the end of every training epoch: a row is measured once, after its last step"
-    def before_epoch(self): self.trained = False
-    def before_train(self): self.trained = True # `validate()` sends epoch events too, but never this one
-    def before_validate(self):
-        if self.trained: raise CancelValidException()
-
 class _Predictions(Callback):
     "The predicted and the true class of every validation image, collected while `validate` runs"
     def before_validate(self): self.preds,self.targs = [],[]
@@ -351,6 +345,7 @@ def train_experiment(
     exp:Experiment, # the row to train
     s:CourseSettings, # size, presize, bs, seed, valid_pct, workers, pretrained
     path, # the folder of class folders to train on
+    precise:bool=False, # `precise_bn` over the training batches after the last step, before measuring (chapter 08)
 )->tuple:
     "Train one row on `path`; returns `(learner, record)`: metrics, classes predicted, hits, seconds, split fingerprint"
     seed_everything(s.seed)
@@ -359,6 +354,7 @@ def train_experiment(
     start = time.perf_counter()
     with learn.no_bar(), learn.no_logging():
         for m,kw in exp.steps: getattr(learn, m)(**kw)
+        if precise: precise_bn(learn.model, learn.dls.train)
         seconds = time.perf_counter() - start
         met = _validate(learn)
     return learn, dict(status='done', reason='', **met, seconds=seconds, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), valid_set=_valid_set(dls))
@@ -377,6 +373,7 @@ def run_experiments(
     learners:dict=None, # if given, the trained learners are stored here by experiment name
     min_share:float=0.5, # crop-to-box rows are skipped when fewer images than this share have a box
     threads:int=None, # torch CPU threads while training (`None`: leave torch's setting)
+    precise:bool=False, # recompute BatchNorm statistics before measuring each row (`precise_bn`, chapter 08)
     verbose:bool=True, # print one line per row
 )->pd.DataFrame:
     "Run every row on the same split and seed, append one record per row to `results`, and return this run's table"
@@ -388,7 +385,7 @@ def run_experiments(
     for e in exps:
         rec = dict(**run, date=datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec='seconds'), experiment=e.name,
                    arch=e.arch, aug=_aug_text(e.aug), schedule=e.schedule, crop_to_box=e.crop_to_box, pretrained=s.pretrained,
-                   seed=s.seed, size=s.size, presize=s.presize, bs=s.bs, data=_data_text(src, s), config=e.to_dict())
+                   seed=s.seed, size=s.size, presize=s.presize, bs=s.bs, precise_bn=precise, data=_data_text(src, s), config=e.to_dict())
         try:
             path = base
             if e.crop_to_box:
@@ -397,7 +394,7 @@ def run_experiments(
                     except SkipExperiment as err: crop = err
                 if isinstance(crop, SkipExperiment): raise crop
                 path,rec['data'] = crop.path,_data_text(src, s, f"cropped to the crop boxes ({int(crop.df.box.notna().sum())} of {len(crop.df)} images had one)")
-            with (torch_threads(threads) if threads else nullcontext()): learn,res = train_experiment(e, s, path)
+            with (torch_threads(threads) if threads else nullcontext()): learn,res = train_experiment(e, s, path, precise)
             if learners is not None: learners[e.name] = learn
         except SkipExperiment as err: res = dict(status='skipped', reason=str(err))
         rec.update(res); records.append(rec)

@@ -81,3 +81,16 @@ def test_bench_times_what_a_short_epoch_gives(toy_kimchi):
     t = bench.bench_table(dls, s, ('resnet18',), ('fp32', 'fp16'), say=lines.append, steps=5, warmup=3, epochs=1)
     assert len(t) == 2 and len(lines) == 1  # the same line from both rows, said once
     if not torch.cuda.is_available(): assert t.first_loss.nunique() == 1  # on a CPU, fp16 computed exactly what fp32 did
+
+def test_precise_bench_measures_twice_and_leaves_the_callers_shuffling(tiny_learner):
+    "`precise=True` keeps the running statistics' accuracy beside the one after `precise_bn`, and iterates the training data without moving the caller's generators"
+    dls = tiny_learner.dls
+    rngs = [dl.rng.getstate() for dl in dls.loaders]
+    s = course_settings(pretrained=False, seed=0)
+    row = bench.bench(dls, s, 'resnet18', epochs=1, precise=True)
+    assert [dl.rng.getstate() for dl in dls.loaders] == rngs
+    assert 0 <= row['ema_accuracy'] <= 1 and 1 <= row['ema_classes'] <= len(dls.vocab) and 0 <= row['accuracy'] <= 1
+    assert 'ema_accuracy' not in bench.bench(dls, s, 'resnet18', epochs=1)   # off by default: one measurement, fastai's way
+
+def test_precise_bn_needs_a_batch():
+    with pytest.raises(ValueError, match='at least one batch'): bench.precise_bn(nn.BatchNorm1d(2), [])
