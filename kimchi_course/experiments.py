@@ -354,8 +354,8 @@ def train_experiment(
     start = time.perf_counter()
     with learn.no_bar(), learn.no_logging():
         for m,kw in exp.steps: getattr(learn, m)(**kw)
-        if precise: precise_bn(learn.model, learn.dls.train)
         seconds = time.perf_counter() - start
+        if precise: precise_bn(learn.model, learn.dls.train) # after the clock: it prepares the measurement, it doesn't train
         met = _validate(learn)
     return learn, dict(status='done', reason='', **met, seconds=seconds, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), valid_set=_valid_set(dls))
 
