@@ -117,7 +117,7 @@ def precise_bn(
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not bns: return 0
     if not len(dl): raise ValueError("precise_bn needs at least one batch, and the loader has none: give it more images or a smaller batch size")
-    was, saved = model.training, [(m.momentum, {k:v.clone() for k,v in m._buffers.items() if v is not None}) for m in bns]
+    was, saved = model.training, [(m.momentum, {k:v.clone() for k,v in m.state_dict().items()}) for m in bns]
     for m in bns: m.reset_running_stats(); m.momentum = None # momentum None: a plain average over the batches seen
     n, done = 0, False
     try:
@@ -130,7 +130,7 @@ def precise_bn(
     finally:
         for m,(mom,bufs) in zip(bns, saved):
             m.momentum = mom
-            if not done: m.load_state_dict(bufs, strict=False) # a failed pass leaves the statistics as they were
+            if not done: m.load_state_dict(bufs) # a failed pass leaves the statistics as they were
         model.train(was)
     return n
 

@@ -91,6 +91,3 @@ def test_precise_bench_measures_twice_and_leaves_the_callers_shuffling(tiny_lear
     assert [dl.rng.getstate() for dl in dls.loaders] == rngs
     assert 0 <= row['ema_accuracy'] <= 1 and 1 <= row['ema_classes'] <= len(dls.vocab) and 0 <= row['accuracy'] <= 1
     assert 'ema_accuracy' not in bench.bench(dls, s, 'resnet18', epochs=1)   # off by default: one measurement, fastai's way
-
-def test_precise_bn_needs_a_batch():
-    with pytest.raises(ValueError, match='at least one batch'): bench.precise_bn(nn.BatchNorm1d(2), [])
