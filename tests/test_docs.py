@@ -44,6 +44,11 @@ def test_pages_in_browser(pages, browser):
     assert not problems, '\n'.join(problems)
 
 def test_navigation_lists_every_page(pages, browser):
-    browser.get(next(p for p in pages if p.name == 'index.html').as_uri())
-    links = browser.execute_script("return [...document.querySelectorAll('.kc-nav a')].map(a => a.getAttribute('href'))")
-    assert len(links) == len(pages) + 1  # every page plus the home link
+    from selenium.webdriver.support.ui import WebDriverWait
+    home = next(p for p in pages if p.name == 'index.html').as_uri()
+    browser.get(home)
+    # a busy machine can hand back the page before it is parsed: wait for the links (not a fixed sleep), then count them
+    read = "return [...document.querySelectorAll('.kc-nav a')].map(a => a.getAttribute('href'))"
+    links = WebDriverWait(browser, 60).until(lambda d: d.execute_script(read) if d.current_url == home else None,
+                                             message=f'no navigation links on {home} within 60 s')
+    assert len(links) == len(pages) + 1, links  # every page plus the home link
