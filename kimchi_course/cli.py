@@ -384,4 +384,6 @@ def main(
     return rc if isinstance(rc, int) else 0
 
 # %% ../nbs/13_cli.ipynb #baaed044
-if __name__ == '__main__': sys.exit(main()) # `python -m kimchi_course.cli`, as torchrun and accelerate launch start it
+# `python -m kimchi_course.cli` (as torchrun and accelerate launch start it) runs `main`. A notebook kernel's __name__
+# is '__main__' too, but its __spec__ is not this module's, so in a notebook (and on import) this line does nothing.
+if __name__ == '__main__' and getattr(__spec__, 'name', None) == 'kimchi_course.cli': sys.exit(main())

@@ -5,10 +5,11 @@ that the repository or the package doesn't ship."""
 import json, re
 import pytest
 from conftest import ROOT
+from kimchi_course import __version__
 from kimchi_course.core import colab_url, chapter_info, project_urls
 
 NBS = sorted((ROOT/'nbs').glob('[0-9]*.ipynb'))
-INSTALL = "if 'google.colab' in sys.modules:\n    !pip install -q kimchi-course 2>/dev/null && echo \"kimchi-course: installed from PyPI\" || "
+INSTALL = "if 'google.colab' in sys.modules:\n"
 # Absolute paths that only exist on someone's machine. The data chapter may show a Drive path in its explained example.
 LOCAL = re.compile(r"""['"](/content/drive|/content/gdrive|/home/|/Users/|/root/)""")
 DATA_FILE = re.compile(r"""['"]([\w./-]+\.(?:jpe?g|png|gif|bmp|webp|zip|tgz|tar|csv|json|pkl|pth|keras|txt))['"]""")
@@ -31,9 +32,12 @@ def test_colab_ready(nb):
     assert badges, 'no Open-in-Colab badge'
     assert all(b.strip('()') == colab_url(nb.name) for b in badges), f'badge {badges} should point at {colab_url(nb.name)}'
     code = [src(c) for c in cs if c['cell_type'] == 'code']
-    assert any(INSTALL in c for c in code), 'no Colab-only install cell (PyPI first, then the repository)'
+    install = [c for c in code if c.startswith(INSTALL) and 'pip' in c]
+    assert len(install) == 1, 'one Colab-only install cell (PyPI release, then the tag, then main)'
     repo = project_urls()['Repository'].rstrip('/')
-    assert any(f'git+{repo}"' in c for c in code if INSTALL in c), f'the install cell should fall back to {repo}, the repository in pyproject.toml'
+    assert f"'git+{repo}'" in install[0], f'the install cell should fall back to {repo}, the repository in pyproject.toml'
+    assert f"KIMCHI_COURSE = '{__version__}'" in '\n'.join(code), f'the install cell should pin this release, {__version__}'
+    assert '!pip' not in install[0] and 'raise RuntimeError' in install[0], 'a failed install must stop Run all'
     assert any('version_stamp()' in c for c in code), 'no version stamp'
     meta = json.loads(nb.read_text())['metadata']
     assert meta.get('accelerator') == 'GPU', 'notebook metadata should ask Colab for a GPU runtime'
