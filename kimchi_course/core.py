@@ -7,11 +7,12 @@ Docs: https://kimchi-course.github.io/kimchi-course/core.html.md"""
 
 # %% auto #0
 __all__ = ['KNOWN_NOISE', 'MODES', 'MODE_VALUES', 'CHAPTER_SETTINGS', 'KIMCHI_CLASSES', 'KIMCHI_SLUGS', 'HANGUL', 'ARCHS',
-           'NO_GPU_ON_COLAB', 'quiet_known_warnings', 'course_mode', 'CourseSettings', 'course_settings',
+           'VERDICTS', 'NO_GPU_ON_COLAB', 'quiet_known_warnings', 'course_mode', 'CourseSettings', 'course_settings',
            'settings_from_env', 'cache_dir', 'in_colab', 'project_urls', 'colab_url', 'colab_badge', 'chapter_info',
            'chapter_table', 'seed_everything', 'KimchiClass', 'kimchi_slug', 'class_of', 'write_atomic', 'read_marker',
            'build_folder', 'get_arch', 'course_metrics', 'metrics_table', 'CourseParser', 'positive_int', 'nonneg_int',
-           'Spread', 'spread', 'clearly_above', 'bootstrap_diff', 'lesson_check', 'device_name', 'version_stamp']
+           'Spread', 'spread', 'clearly_above', 'bootstrap_diff', 'verdict', 'lesson_check', 'device_name',
+           'version_stamp']
 
 # %% ../nbs/00_core.ipynb #d92974db
 import os, sys, re, ast, json, uuid, shutil, random, argparse, platform, warnings, unicodedata
@@ -402,13 +403,28 @@ def bootstrap_diff(
     return float(a.mean()-b.mean()), float(lo), float(hi)
 
 # %% ../nbs/00_core.ipynb #572d76bc
-def lesson_check(
-    lesson:str, # the lesson, as a claim ("pretrained beats random init")
-    numbers:str, # what this run measured, with its spread
-    shown:bool, # did the run show it beyond the spread?
+VERDICTS = ('shown', "can't tell", 'contradicted')
+
+def verdict(
+    lo:float, # lower end of the effect's interval
+    hi:float, # upper end
+    direction:int=1, # +1: the lesson says the effect is positive; -1: negative
 )->str:
-    "The chapter's one-line verdict: `Lesson check: <lesson>: <numbers> → shown | not shown`"
-    return f"Lesson check: {lesson}: {numbers} → {'shown' if shown else 'not shown'}"
+    "`shown` if the interval excludes zero the lesson's way, `contradicted` if it excludes it the other way, else `can't tell`"
+    lo, hi = (lo, hi) if direction > 0 else (-hi, -lo)
+    return 'shown' if lo > 0 else 'contradicted' if hi < 0 else "can't tell"
+
+# %% ../nbs/00_core.ipynb #572d76bd
+def lesson_check(
+    lesson:str, # the lesson, as its source states the claim ("pretrained beats random init")
+    numbers:str, # what this run measured, with its interval
+    shown, # the verdict: one of `VERDICTS` (from `verdict`); `True`/`False` for a check with no interval: shown / can't tell
+    source:str=None, # where the lesson comes from ("fastbook ch5", "seed 000"); printed in brackets after the lesson
+)->str:
+    "The chapter's one-line verdict: `Lesson check: <lesson> (<source>): <numbers> → shown | can't tell | contradicted`"
+    v = ('shown' if shown else "can't tell") if isinstance(shown, (bool, np.bool_)) else shown
+    if v not in VERDICTS: raise ValueError(f"verdict {v!r} is not one of {', '.join(map(repr, VERDICTS))}")
+    return f"Lesson check: {lesson}{f' ({source})' if source else ''}: {numbers} → {v}"
 
 # %% ../nbs/00_core.ipynb #0f007a2e
 def device_name()->str:
