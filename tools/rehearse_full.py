@@ -1,9 +1,13 @@
 #!/usr/bin/env python
-"""Rehearse full mode offline, on a CPU (issue 16): run course chapters with `nbdev-test` in a throw-away environment
-that looks like a learner's full-mode run, and report each chapter's result and time.
+"""Rehearse full mode the way Colab runs it (issues 16 and 25), offline, on this machine: every chapter in a real
+Jupyter kernel (nbclient + ipykernel, via tools/colab_run.py), every cell whatever its nbdev directives say
+(`#| eval: false` and `#| notest` run too) except the `#| gpu` and `#| net` cells, full mode's own DataLoader workers
+(forked processes), a stand-in `google.colab` module so each install cell takes its Colab branch; then report each
+chapter's result, time and first error line (with the cell index, counted from 0).
 
 The environment (all under one temporary work folder; nothing is downloaded, nothing tracked is written):
-- `KIMCHI_MODE=full`, `HF_HUB_OFFLINE=1`, one torch thread;
+- `KIMCHI_MODE=full`, `HF_HUB_OFFLINE=1`, one torch thread per kernel, the kernel working in an empty folder (as
+  Colab's /content: the repository's files are not there);
 - the data source: `aihub` — an AI-Hub-like zip made from toy-kimchi (CP949 names without the UTF-8 flag, nested
   `kfood/김치/<Hangul class>/`, `crop_area.properties` with malformed lines, a few broken files) as `KIMCHI_DATA`;
   or `hf` — parquet files in the Hugging Face dataset's schema (`open_data.toy_kimchi_parquet`) as `KIMCHI_HF_DIR`,
@@ -12,37 +16,48 @@ The environment (all under one temporary work folder; nothing is downloaded, not
   arch in `core.ARCHS` (torch.hub checks a file's hash only when it downloads it, so `pretrained=True` loads them);
 - `FASTAI_HOME` with small fakes of what `untar_data(URLs.PETS)` and `untar_data(URLs.DOGS)` unpack (fastai's
   `FastDownload.get` returns `<data>/<archive stem>` without downloading when that folder exists);
-- `KIMCHI_SETTINGS` shrinking sizes, images per class, epochs and lr_find iterations (`SHRINK`, only names that
-  `core.MODE_VALUES` / `core.CHAPTER_SETTINGS` know).
-Only the cells nbdev-test skips by the project's `tst_flags` (`#| gpu`, `#| net`, `#| notest`) are left out.
+- `KIMCHI_SETTINGS` shrinking sizes, images per class, epochs and lr_find iterations (`SHRINK`; the DataLoader
+  workers stay full mode's);
+- pip that can't change anything (`PIP_NO_INDEX=1`, `PIP_DRY_RUN=1`, `GIT_ALLOW_PROTOCOL=file`): the install cell's
+  `pip install kimchi-course==<version>` is already satisfied by this checkout's install and exits 0.
 
-    python tools/rehearse_full.py                      # both sources: every chapter, and for hf every chapter that reads kimchi data
-    python tools/rehearse_full.py --source hf --chapters 01a,01d
-    python tools/rehearse_full.py --report /work/rehearsal_report.md
+The install check (`--install-check`, on by default): every chapter again, only up to and including its install cell,
+with the stand-in and an install that must fail (a `PIP_CONSTRAINT` no version meets; git may not use https): each
+must stop AT its install cell with one RuntimeError line. Before and after, `pip freeze --all` must be the same.
 
-`CHAPTERS` below is what the CI test (tests/test_full_rehearsal.py) rehearses: every chapter (`ALL`). Chapters run
-`--workers` at a time (default 2), slowest first, each with one torch thread."""
-import os, re, sys, json, time, shutil, argparse, tempfile, subprocess, unicodedata, zipfile
+    python tools/rehearse_full.py                      # both sources, every chapter, and the install check
+    python tools/rehearse_full.py --source hf --chapters 01a,01d --no-install-check
+    python tools/rehearse_full.py --report /tmp/rehearsal.md
+    python tools/rehearse_full.py --gpu                # on a CUDA machine: also the #| gpu cells; time and peak GPU memory
+
+Chapters run `--workers` at a time (default 2), slowest first, each kernel with one torch thread; each chapter gets
+`--timeout` seconds (default 300), after which its kernel and everything it started are killed."""
+import os, re, sys, json, time, shutil, signal, argparse, tempfile, subprocess, unicodedata, zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = {'aihub': None, 'hf': None} # None: every chapter notebook (aihub), every chapter that reads the kimchi data (hf)
+sys.path.insert(0, str(ROOT/'tools'))
+import colab_run
+
 NOT_KIMCHI = ('00_core', '00a_toy_kimchi', '00c_source_task', '09_keras_augmentation') # chapters that read no kimchi data: the hf rehearsal skips them
-CHAPTERS = ALL # what the CI test (tests/test_full_rehearsal.py) rehearses: every chapter, on both sources
-SHRINK = dict(n_per_class=6, presize=40, size=32, bs=8, epochs=1, freeze_epochs=1, lr_find_iters=12, workers=0, lr=2e-3,
+SHRINK = dict(n_per_class=6, presize=40, size=32, bs=8, epochs=1, freeze_epochs=1, lr_find_iters=12, lr=2e-3,
               long_epochs=2, ft_epochs=1, foc_epochs=1, head_epochs=1, unfrozen_epochs=1, demo_epochs=1,
-              bench_bs=8, bench_steps=2, bench_warmup=1, bench_epochs=1, bench_n=8, bench_workers=0,
+              bench_bs=8, bench_steps=2, bench_warmup=1, bench_epochs=1, bench_n=8,
               keras_epochs=1, keras_aug_epochs=1, keras_size=80, keras_bs=8, cvd_split=(20, 10, 20),
               n_draws=2, demo_crops=2, n_seeds=2, epoch_per_class=10, n_unseen=2, repeats=1, large_side=400)
+KEEP_FULL = ('workers', 'bench_workers') # never shrunk: full mode forks its DataLoader workers, as Colab does
 PER_CLASS = 8 # toy-kimchi images per class in the AI-Hub-like zip (n_per_class keeps 6 of them)
 HF_ROWS = dict(train=6, validation=2, test=3) # parquet rows per class and split
+SAFE_PIP = dict(PIP_NO_INDEX='1', PIP_DRY_RUN='1', PIP_DISABLE_PIP_VERSION_CHECK='1', GIT_ALLOW_PROTOCOL='file',
+                GIT_TERMINAL_PROMPT='0') # pip in a rehearsal kernel: no index, installs nothing, git can't reach out
+HEAVY = ('02a', '10', '13', '11', '12a', '05', '04', '03a', '06', '07', '09', '03', '12') # the slowest chapters start first
 
 def chapters(nbs:Path=ROOT/'nbs')->list:
     "Every chapter notebook's stem, in file-name order"
     return sorted(p.stem for p in nbs.glob('[0-9]*.ipynb'))
 
 def selected(source:str, which=None)->list:
-    "The chapters to rehearse for `source`: `which` (stems or their number prefixes), or `ALL`'s default"
+    "The chapters to rehearse for `source`: `which` (stems or their number prefixes), else every chapter (`hf`: those that read kimchi data)"
     every = chapters()
     if which:
         pick = [c for c in every if any(c == w or c.split('_')[0] == w for w in which)]
@@ -51,11 +66,15 @@ def selected(source:str, which=None)->list:
         return pick
     return [c for c in every if source == 'aihub' or c not in NOT_KIMCHI]
 
-def settings_text()->str:
-    "`SHRINK` as `KIMCHI_SETTINGS`, keeping only the names the course knows"
-    from kimchi_course.core import MODE_VALUES, CHAPTER_SETTINGS
-    known = set(MODE_VALUES['full']) | set(CHAPTER_SETTINGS)
-    return ','.join(f'{k}={v!r}' if isinstance(v, str) else f'{k}={v}'.replace(' ', '') for k,v in SHRINK.items() if k in known)
+def settings_text(extra:str='')->str:
+    "`SHRINK` as `KIMCHI_SETTINGS` (names the course knows, never the workers), then `extra` (`key=value,...`) last"
+    try:
+        from kimchi_course.core import MODE_VALUES, CHAPTER_SETTINGS
+        known = set(MODE_VALUES['full']) | set(CHAPTER_SETTINGS)
+    except ImportError: known = set(SHRINK) # the course keeps no central list: every name is a chapter's setting
+    text = ','.join(f'{k}={v!r}' if isinstance(v, str) else f'{k}={v}'.replace(' ', '')
+                    for k,v in SHRINK.items() if k in known and k not in KEEP_FULL)
+    return ','.join(t for t in (text, extra) if t)
 
 # ---------------------------------------------------------------- the fake learner machine
 class _CP949Info(zipfile.ZipInfo):
@@ -115,15 +134,23 @@ def seed_fastai_home(fastai_home:Path)->dict:
     out['PETS'], out['DOGS'] = pets, dogs
     return out
 
-def make_env(work:Path, source:str)->dict:
-    "The environment of a full-mode run on `source` ('aihub' or 'hf'), its fakes built under `work` (reused if there)"
+def make_env(
+    work:Path, # the work folder: fakes are built here once and reused
+    source:str, # 'aihub' or 'hf'
+    extra:str='', # more `KIMCHI_SETTINGS`, applied last
+)->dict:
+    "The environment of a Colab-style full-mode run on `source`, its fakes built under `work` (reused if there)"
     from kimchi_course.open_data import toy_kimchi_parquet
     work.mkdir(parents=True, exist_ok=True)
     seed_torch_home(work/'torch'); seed_fastai_home(work/'fastai')
-    env = {k:v for k,v in os.environ.items() if not k.startswith(('KIMCHI_', 'HF_')) and k not in ('IN_TEST', 'TORCH_HOME', 'FASTAI_HOME')}
-    env.update(KIMCHI_MODE='full', KIMCHI_CACHE=str(work/f'cache-{source}'), KIMCHI_SETTINGS=settings_text(),
+    drop = ('IN_TEST', 'TORCH_HOME', 'FASTAI_HOME', 'IPYTHONDIR', 'MPLBACKEND', 'PYTHONWARNINGS', 'PYTHONPATH')
+    env = {k:v for k,v in os.environ.items() if not k.startswith(('KIMCHI_', 'HF_', 'PIP_', 'JUPYTER_')) and k not in drop}
+    env.update(KIMCHI_MODE='full', KIMCHI_CACHE=str(work/f'cache-{source}'), KIMCHI_SETTINGS=settings_text(extra),
                TORCH_HOME=str(work/'torch'), FASTAI_HOME=str(work/'fastai'), HF_HUB_OFFLINE='1', HF_HOME=str(work/'hf-home'),
-               MPLBACKEND='Agg', OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', GRADIO_ANALYTICS_ENABLED='False', PYTHONWARNINGS='ignore')
+               OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', GRADIO_ANALYTICS_ENABLED='False', PYTHONUNBUFFERED='1',
+               IPYTHONDIR=str(colab_run.kernel_home(work/'ipython')), KIMCHI_REHEARSAL_COLAB='1',
+               JUPYTER_RUNTIME_DIR=str(work/'jupyter-runtime'), MPLCONFIGDIR=str(work/'mpl'),
+               PIP_CACHE_DIR=str(work/'pip-cache'), **SAFE_PIP)
     if source == 'aihub':
         z = work/'aihub'/'kfood.zip'; z.parent.mkdir(exist_ok=True)
         if not z.exists(): aihub_zip(z)
@@ -135,96 +162,205 @@ def make_env(work:Path, source:str)->dict:
     else: raise SystemExit(f"unknown source {source!r}; use aihub or hf")
     return env
 
+def failing_install_env(env:dict, work:Path)->dict:
+    "`env` where the install cell's every try fails: no kimchi-course version meets the constraint, git may not use https"
+    c = work/'no-kimchi-course.txt'; c.write_text('kimchi-course<0\n')
+    return {**env, 'PIP_CONSTRAINT': str(c)}
+
 # ---------------------------------------------------------------- running chapters
 def copy_course(work:Path)->Path:
-    "A copy of the notebooks and the nbdev config, so that running chapters can't write into the repository"
+    "A copy of the notebooks, so that running chapters can't write into the repository"
     dst = work/'course'
     if dst.exists(): shutil.rmtree(dst)
     shutil.copytree(ROOT/'nbs', dst/'nbs', ignore=shutil.ignore_patterns('_proc', '_docs', '.ipynb_checkpoints'))
     shutil.copy2(ROOT/'pyproject.toml', dst/'pyproject.toml')
     return dst
 
-_ERR = re.compile(r'^(?:[\w.]+\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure)\b.*')
+def _kill_group(pgid):
+    "Kill a process group this harness started (a runner, or the kernel it started); gone already is fine"
+    try: os.killpg(int(pgid), signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, ValueError, TypeError): pass
 
-def first_error(text:str)->str:
-    "The exception line (`ValueError: ...`) of the first failing cell in nbdev-test's output, else its last non-empty line"
-    lines = [l.rstrip() for l in text.split('nbdev Tests Failed')[0].splitlines()] # not nbdev's closing list of notebooks
-    hits = [l for l in lines if _ERR.match(l) and not l.endswith('.ipynb:')] # not nbdev's 'ValueError in <notebook>:' header
-    if not hits: return next((l for l in reversed(lines) if l.strip()), 'no output')[:300]
-    i = len(lines) - 1 - lines[::-1].index(hits[-1])
-    more = [l.strip() for l in lines[i+1:i+3] if l.strip()] if hits[-1].endswith(':') else [] # test_eq's "==:" then both sides
-    return ' '.join([hits[-1], *more])[:300]
-
-def run_chapter(course:Path, stem:str, env:dict, timeout:int=600)->dict:
-    "Run one chapter with nbdev-test in `env`: `{chapter, ok, seconds, error}`"
+def run_chapter(
+    nb:Path, # the notebook (in the course copy)
+    env:dict, # the environment of its kernel
+    logs:Path, # folder for the runner's result, log and the kernel's process group id
+    timeout:int=300, # seconds for the chapter
+    skip=('gpu', 'net'), # directives whose cells are blanked
+    upto_install:bool=False, # run only up to and including the install cell
+)->dict:
+    "Run one chapter in its own runner process (tools/colab_run.py) and kernel: `{chapter, ok, seconds, cell, error, ...}`"
+    tag = nb.stem + ('-install' if upto_install else '')
+    logs.mkdir(parents=True, exist_ok=True)
+    out, pidf, log, cwd = logs/f'{tag}.json', logs/f'{tag}.kernel-pgid', logs/f'{tag}.log', logs/'content'/tag
+    for f in (out, pidf): f.unlink(missing_ok=True)
+    cmd = [sys.executable, str(ROOT/'tools'/'colab_run.py'), str(nb), '--cwd', str(cwd), '--result', str(out),
+           '--timeout', str(timeout), '--skip', ','.join(skip), '--pidfile', str(pidf), '--probe']
+    if upto_install: cmd += ['--upto-install']
     t = time.perf_counter()
-    try:
-        r = subprocess.run(['nbdev-test', f'nbs/{stem}.ipynb'], cwd=course, env=env, capture_output=True, text=True, timeout=timeout)
-        ok, out = r.returncode == 0 and 'Success' in r.stdout + r.stderr, r.stdout + r.stderr
-    except subprocess.TimeoutExpired as e:
-        ok, out = False, f'TimeoutError: still running after {timeout} s'
-    return dict(chapter=stem, ok=ok, seconds=round(time.perf_counter() - t, 1), error='' if ok else first_error(out))
+    with open(log, 'w') as lf:
+        p = subprocess.Popen(cmd, env=env, stdout=lf, stderr=subprocess.STDOUT, start_new_session=True)
+        try: p.wait(timeout=timeout + 120) # the runner stops the kernel at `timeout`; this is for a runner that hangs
+        except subprocess.TimeoutExpired: _kill_group(p.pid); p.wait()
+    if pidf.exists(): _kill_group(pidf.read_text().strip()) # anything the kernel left behind
+    try: res = json.loads(out.read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        tail = [l for l in log.read_text(errors='replace').splitlines() if l.strip()][-1:] or ['no output']
+        res = dict(ok=False, cell=None, error=f'the runner gave no result (exit {p.returncode}): {tail[0][:200]}')
+    res['seconds'] = round(time.perf_counter() - t, 1)
+    return dict(chapter=nb.stem, **res)
 
-HEAVY = ('02a', '10', '13', '11', '12a', '05', '04', '03a', '06', '07', '09', '03', '12') # the slowest chapters start first
+def install_verdict(r:dict, inst:int)->dict:
+    "The install check's verdict on a result: it must stop AT the install cell `inst` with one RuntimeError line"
+    good = (not r['ok'] and r.get('cell') == inst and r['error'].startswith('RuntimeError: could not install')
+            and '\n' not in r['error'])
+    why = '' if good else ('ran past its install cell' if r['ok'] else f"stopped at cell {r.get('cell')}, not {inst}"
+                           if r.get('cell') != inst else 'not the RuntimeError line')
+    return {**r, 'ok': good, 'error': r['error'] if good else f"{why}: {r['error']}".strip(': '), 'stopped': r['error']}
+
+def full_verdict(r:dict)->dict:
+    "A chapter passes when every cell ran and its install cell took the Colab branch (said where it installed from)"
+    if r['ok'] and not (r.get('install') or '').startswith('kimchi-course: installed from'):
+        return {**r, 'ok': False, 'error': f"the install cell printed {r.get('install')!r}, not where it installed from "
+                                            "(was the google.colab stand-in active?)"}
+    return r
+
+def installed()->str:
+    "`pip freeze --all` of this interpreter: what the checks must leave as it was"
+    return subprocess.run([sys.executable, '-m', 'pip', 'freeze', '--all'], capture_output=True, text=True,
+                          env={**os.environ, 'PIP_DISABLE_PIP_VERSION_CHECK': '1'}).stdout
 
 def rehearse_many(
-    plan:dict, # source -> the chapters to rehearse on it (stems or number prefixes; `None`: `ALL`'s default)
+    plan:dict, # source -> the chapters to rehearse on it (stems or number prefixes; `None`: every chapter for it)
     work:Path=None, # work folder (default: a new temporary one); fakes in it are reused
-    timeout:int=600, # seconds per chapter
+    timeout:int=300, # seconds per chapter
     workers:int=2, # chapters run at once, one torch thread each (one per core is the fastest on a small machine)
     verbose:bool=True, # print one line per chapter as it ends
+    install_check:list=None, # chapters for the failing-install check (stems or prefixes; `[]`: none; `None`: every chapter)
+    gpu:bool=False, # also run the `#| gpu` cells (a CUDA machine)
+    extra:str='', # more `KIMCHI_SETTINGS`, applied last
+    check_source:str='aihub', # the source whose environment the install check starts from
 )->list:
-    "Rehearse every (source, chapter) pair of `plan` on `workers` processes, slowest chapters first; one result dict per pair, in plan order"
+    "Rehearse every (source, chapter) pair of `plan`, then the install check, on `workers` processes; one result dict each"
     from concurrent.futures import ThreadPoolExecutor
     work = Path(work) if work else Path(tempfile.mkdtemp(prefix='kimchi-rehearsal-'))
     t = time.perf_counter(); envs, courses, jobs = {}, {}, []
+    skip = ('net',) if gpu else ('gpu', 'net')
     for source, which in plan.items():
-        envs[source] = make_env(work, source); courses[source] = copy_course(work/source)
-        jobs += [(source, stem) for stem in selected(source, which)]
-    if verbose: print(f"== environments ready in {time.perf_counter()-t:.0f} s ({work}); KIMCHI_SETTINGS={settings_text()}", flush=True)
-    rank = lambda j: next((i for i,h in enumerate(HEAVY) if j[1].split('_')[0] == h), len(HEAVY))
+        envs[source] = make_env(work, source, extra); courses[source] = copy_course(work/source)
+        jobs += [('full', source, stem) for stem in selected(source, which)]
+    if install_check != []:
+        src = check_source
+        if src not in envs: envs[src] = make_env(work, src, extra); courses[src] = copy_course(work/src)
+        envs['install'] = failing_install_env(envs[src], work); courses['install'] = courses[src]
+        jobs += [('install', src, stem) for stem in selected('aihub', install_check)]
+    if verbose: print(f"== environments ready in {time.perf_counter()-t:.0f} s ({work}); KIMCHI_SETTINGS={envs[next(iter(envs))]['KIMCHI_SETTINGS']}", flush=True)
+    rank = lambda j: (j[0] == 'install', next((i for i,h in enumerate(HEAVY) if j[2].split('_')[0] == h), len(HEAVY)))
     def one(job):
-        source, stem = job
-        r = dict(source=source, **run_chapter(courses[source], stem, envs[source], timeout))
-        if verbose: print(f"{source:5} {stem:28} {'pass' if r['ok'] else 'FAIL'} {r['seconds']:7.1f} s  {r['error']}", flush=True)
+        kind, source, stem = job
+        course, env = courses['install' if kind == 'install' else source], envs['install' if kind == 'install' else source]
+        nb = course/'nbs'/f'{stem}.ipynb'
+        r = run_chapter(nb, env, work/'logs'/(kind if kind == 'install' else source), timeout, skip, kind == 'install')
+        if kind == 'install':
+            import nbformat
+            r = install_verdict(r, colab_run.install_cell(nbformat.read(nb, as_version=4)))
+        else: r = full_verdict(r)
+        r = dict(kind=kind, source=source, **r)
+        if verbose:
+            where = f"cell {r['cell']}: " if r.get('cell') is not None and not r['ok'] else ''
+            print(f"{kind:7} {source:5} {stem:28} {'pass' if r['ok'] else 'FAIL'} {r['seconds']:7.1f} s  {where}{r['error'] if not r['ok'] else ''}", flush=True)
         return r
-    with ThreadPoolExecutor(max(1, workers)) as ex: done = dict(zip(sorted(jobs, key=rank), ex.map(one, sorted(jobs, key=rank))))
+    order = sorted(jobs, key=rank)
+    with ThreadPoolExecutor(max(1, workers)) as ex: done = dict(zip(order, ex.map(one, order)))
     return [done[j] for j in jobs]
 
-def rehearse(source:str, which=None, work:Path=None, timeout:int=600, verbose:bool=True, workers:int=1)->list:
-    "Rehearse `source` on the chosen chapters; one result dict per chapter"
-    return rehearse_many({source: which}, work, timeout, workers, verbose)
+def rehearse(source:str, which=None, work:Path=None, timeout:int=300, verbose:bool=True, workers:int=1)->list:
+    "Rehearse `source` on the chosen chapters (no install check); one result dict per chapter"
+    return rehearse_many({source: which}, work, timeout, workers, verbose, install_check=[])
 
-def report(results:list)->str:
-    "A Markdown report: per source and chapter, pass/fail, time and the first error line"
-    lines = ['# Full-mode rehearsal (tools/rehearse_full.py)', '',
-             f'KIMCHI_MODE=full, offline, CPU, one torch thread; KIMCHI_SETTINGS=`{settings_text()}`.', '',
-             '| source | chapter | result | seconds | first error line |', '|---|---|---|---|---|']
-    for r in results:
-        err = r['error'].replace('|', '\\|')
-        lines.append(f"| {r['source']} | {r['chapter']} | {'pass' if r['ok'] else '**FAIL**'} | {r['seconds']} | {'`'+err+'`' if err else ''} |")
-    for s in dict.fromkeys(r['source'] for r in results):
-        rs = [r for r in results if r['source'] == s]
-        lines.append(f"\n{s}: {sum(r['ok'] for r in rs)} of {len(rs)} chapters pass, {sum(r['seconds'] for r in rs):.0f} s in all; "
-                     f"failing: {', '.join(r['chapter'] for r in rs if not r['ok']) or 'none'}")
+# ---------------------------------------------------------------- reports
+def _err(r:dict)->str:
+    "The first error line with its cell, for a table"
+    if r['ok']: return ''
+    e = (f"cell {r['cell']}: " if r.get('cell') is not None else '') + r['error']
+    return '`' + e.replace('|', '\\|').replace('`', "'") + '`'
+
+def report(results:list, seconds:float=None, settings:str=None)->str:
+    "A Markdown report: per source and chapter, pass/fail, time and the first error line; then the install check"
+    full, inst = [r for r in results if r.get('kind', 'full') == 'full'], [r for r in results if r.get('kind') == 'install']
+    lines = ['# Colab-style full-mode rehearsal (tools/rehearse_full.py)', '',
+             'KIMCHI_MODE=full, offline, a real Jupyter kernel per chapter, every cell but `#| gpu`/`#| net`, full mode\'s '
+             'DataLoader workers, a stand-in `google.colab`' + (f'; KIMCHI_SETTINGS=`{settings}`.' if settings else '.'), '']
+    if full:
+        lines += ['| source | chapter | result | seconds | peak RSS MB | first error (cell counted from 0) |', '|---|---|---|---|---|---|']
+        for r in full:
+            rss = (r.get('probe') or {}).get('rss_MB', '')
+            lines.append(f"| {r['source']} | {r['chapter']} | {'pass' if r['ok'] else '**FAIL**'} | {r['seconds']} | {rss} | {_err(r)} |")
+        for s in dict.fromkeys(r['source'] for r in full):
+            rs = [r for r in full if r['source'] == s]
+            lines.append(f"\n{s}: {sum(r['ok'] for r in rs)} of {len(rs)} chapters pass, {sum(r['seconds'] for r in rs):.0f} s "
+                         f"of chapter time; failing: {', '.join(r['chapter'] for r in rs if not r['ok']) or 'none'}")
+    if inst:
+        lines += ['', '## Install check: a failing install stops *Run all* at the install cell', '',
+                  '| chapter | result | seconds | the line it stopped with |', '|---|---|---|---|']
+        for r in inst:
+            lines.append(f"| {r['chapter']} | {'pass' if r['ok'] else '**FAIL**'} | {r['seconds']} | "
+                         f"{_err({**r, 'ok': False, 'error': r.get('stopped', r['error'])})} |")
+        lines.append(f"\ninstall check: {sum(r['ok'] for r in inst)} of {len(inst)} chapters stop at their install cell")
+    if seconds is not None: lines.append(f"\nwall time: {seconds:.0f} s for {len(results)} runs")
     return '\n'.join(lines) + '\n'
+
+def gpu_table(results:list)->str:
+    "The GPU rehearsal's table: each chapter's result, time and the kernel's peak GPU memory (`torch.cuda.max_memory_allocated`)"
+    rows = [r for r in results if r.get('kind', 'full') == 'full']
+    gpu = next((p.get('gpu') for r in rows if (p := r.get('probe') or {}).get('gpu')), None)
+    lines = [f"GPU rehearsal on {gpu or 'a CUDA GPU'}: peak memory is the kernel's own (processes it starts are not counted)", '',
+             '| source | chapter | result | seconds | peak GPU MiB | first error |', '|---|---|---|---|---|---|']
+    for r in rows:
+        mb = (r.get('probe') or {}).get('gpu_MB')
+        lines.append(f"| {r['source']} | {r['chapter']} | {'pass' if r['ok'] else '**FAIL**'} | {r['seconds']} | "
+                     f"{'' if mb is None else mb} | {_err(r)} |")
+    mbs = [m for r in rows if (m := (r.get('probe') or {}).get('gpu_MB')) is not None]
+    lines.append(f"\n{sum(r['ok'] for r in rows)} of {len(rows)} pass; {sum(r['seconds'] for r in rows):.0f} s of chapter time; "
+                 f"largest peak {max(mbs) if mbs else 'n/a'} MiB")
+    return '\n'.join(lines) + '\n'
+
+NO_CUDA = "--gpu needs a CUDA GPU, and torch finds none here (torch.cuda.is_available() is False): run it on a GPU machine, or leave out --gpu"
 
 def main(argv=None)->int:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--source', choices=('aihub', 'hf', 'both'), default='both', help='the data source to rehearse on')
-    p.add_argument('--chapters', default=None, help="comma-separated chapters (stems or numbers, e.g. 01a,03); 'ci': the CHAPTERS list")
+    p.add_argument('--chapters', default=None, help="comma-separated chapters (stems or numbers, e.g. 01a,03); default: all")
     p.add_argument('--work', type=Path, default=None, help='work folder (default: a new temporary folder); fakes in it are reused')
-    p.add_argument('--timeout', type=int, default=600, help='seconds per chapter')
+    p.add_argument('--timeout', type=int, default=300, help='seconds per chapter; then its kernel and its processes are killed')
     p.add_argument('--report', type=Path, default=None, help='also write the Markdown report here')
     p.add_argument('--workers', type=int, default=2, help='chapters run at once (one torch thread each)')
+    p.add_argument('--install-check', dest='install_check', action=argparse.BooleanOptionalAction, default=True,
+                   help='also check that a failing install stops each chapter at its install cell (default: yes)')
+    p.add_argument('--only-install-check', action='store_true', help='only the install check')
+    p.add_argument('--gpu', action='store_true', help='CUDA machine: also run the #| gpu cells; print time and peak GPU memory')
+    p.add_argument('--settings', default='', help='more KIMCHI_SETTINGS (key=value,...), applied after the shrunk sizes')
     a = p.parse_args(argv)
+    if a.gpu:
+        import torch
+        if not torch.cuda.is_available(): print(NO_CUDA, file=sys.stderr); return 2
     work = a.work or Path(tempfile.mkdtemp(prefix='kimchi-rehearsal-'))
-    plan = {s: CHAPTERS[s] if a.chapters == 'ci' else (a.chapters.split(',') if a.chapters else None)
-            for s in (('aihub', 'hf') if a.source == 'both' else (a.source,))}
-    t = time.perf_counter(); res = rehearse_many(plan, work, a.timeout, a.workers)
-    print(f"== {len(res)} chapter runs in {time.perf_counter()-t:.0f} s on {a.workers} workers")
-    text = report(res); print(text)
-    if a.report: a.report.write_text(text, encoding='utf-8')
-    return 0 if all(r['ok'] for r in res) else 1
+    which = a.chapters.split(',') if a.chapters else None
+    sources = ('aihub', 'hf') if a.source == 'both' else (a.source,)
+    plan = {} if a.only_install_check else {s: which for s in sources}
+    check = which if (a.install_check or a.only_install_check) and not a.gpu else []
+    before = installed()
+    t = time.perf_counter()
+    res = rehearse_many(plan, work, a.timeout, a.workers, install_check=check, check_source=sources[0], gpu=a.gpu, extra=a.settings)
+    secs = time.perf_counter() - t
+    text = report(res, secs, settings_text(a.settings)); print(text)
+    if a.gpu: print(gpu_table(res))
+    if a.report: a.report.write_text(text + ('\n' + gpu_table(res) if a.gpu else ''), encoding='utf-8')
+    changed = installed() != before
+    if changed: print('the rehearsal changed the installed packages (pip freeze differs): it must not', file=sys.stderr)
+    ok = all(r['ok'] for r in res) and not changed
+    print(f"== rehearsal: {'pass' if ok else 'FAIL'}: {sum(r['ok'] for r in res)} of {len(res)} runs pass in {secs:.0f} s "
+          f"on {a.workers} workers; packages {'CHANGED' if changed else 'unchanged'}")
+    return 0 if ok else 1
 
 if __name__ == '__main__': sys.exit(main())
