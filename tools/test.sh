@@ -3,6 +3,8 @@
 #   1. nbdev sync: nbdev-export and nbdev-clean must leave no change,
 #   2. every notebook top to bottom with nbdev-test (smoke mode: nbdev-test sets IN_TEST),
 #   3. pytest (CLI, packaging, README, docs preview, hostile data). Its summary is the last line.
+# The Colab-style full-mode rehearsal is the README's second command (python tools/rehearse_full.py); .ci/run runs
+# both. Budget: this command within 10 minutes on a 2-core machine with a warm cache.
 # Neither step may change a tracked file or leave a new one: caches and results go under KIMCHI_CACHE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
