@@ -12,7 +12,7 @@ __all__ = ['KNOWN_NOISE', 'MODES', 'MODE_VALUES', 'FULL_SIZES', 'CHAPTER_SETTING
            'colab_url', 'colab_badge', 'chapter_info', 'chapter_table', 'seed_everything', 'KimchiClass', 'kimchi_slug',
            'class_of', 'write_atomic', 'read_marker', 'build_folder', 'get_arch', 'course_metrics', 'metrics_table',
            'CourseParser', 'positive_int', 'nonneg_int', 'Spread', 'spread', 'clearly_above', 'bootstrap_diff',
-           'bootstrap_mean', 'verdict', 'lesson_check', 'device_name', 'version_stamp']
+           'bootstrap_mean', 'bootstrap_gap', 'verdict', 'lesson_check', 'device_name', 'version_stamp']
 
 # %% ../nbs/00_core.ipynb #d92974db
 import os, sys, re, ast, json, uuid, shutil, random, argparse, platform, warnings, unicodedata
@@ -450,6 +450,21 @@ def bootstrap_mean(
     if a.ndim != 1 or not len(a): raise ValueError(f"hits must be one 1/0 per image; got shape {a.shape}")
     lo, hi = np.quantile(a[np.random.default_rng(seed).integers(0, len(a), (n, len(a)))].mean(1), [(1-level)/2, (1+level)/2])
     return float(a.mean()), float(lo), float(hi)
+
+def bootstrap_gap(
+    xs, # one number per item of the first group
+    ys, # one number per item of the second group (other items: not paired with `xs`)
+    n:int=2000, # bootstrap resamples
+    level:float=0.95, # the interval's coverage
+    seed:int=0, # seed for the resampling (its own generator)
+)->tuple:
+    "Difference of means `mean(xs) − mean(ys)` of two independent groups and its bootstrap interval: `(diff, lo, hi)`"
+    a, b = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    if a.ndim != 1 or b.ndim != 1 or not len(a) or not len(b): raise ValueError(f"xs and ys must each be a non-empty list of numbers; got shapes {a.shape} and {b.shape}")
+    r = np.random.default_rng(seed)
+    d = a[r.integers(0, len(a), (n, len(a)))].mean(1) - b[r.integers(0, len(b), (n, len(b)))].mean(1)
+    lo, hi = np.quantile(d, [(1-level)/2, (1+level)/2])
+    return float(a.mean()-b.mean()), float(lo), float(hi)
 
 # %% ../nbs/00_core.ipynb #572d76bc
 VERDICTS = ('shown', "can't tell", 'contradicted')

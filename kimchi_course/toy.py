@@ -302,16 +302,17 @@ def _jpeg(im, q):
 def _write_class(root, k, slug, folder, a):
     "Draw and write class `k`'s images and `crop_area.properties` into `root/folder`; returns (broken, malformed)"
     d = root/folder; d.mkdir(parents=True)
-    u = random.Random(f"toy-kimchi/{a['seed']}/{slug}/large").random()
+    pre = 'toy-kimchi-test' if a.get('split') == 'test' else 'toy-kimchi' # the test split draws from keys of its own
+    u = random.Random(f"{pre}/{a['seed']}/{slug}/large").random()
     broken = _BROKEN.get(k) if a['broken_files'] else None
     boxes = {}
     for i in range(a['n_per_class']):
-        key = f"toy-kimchi/{a['seed']}/{slug}/{i}"; r = random.Random(key + '/size')
+        key = f"{pre}/{a['seed']}/{slug}/{i}"; r = random.Random(key + '/size')
         w, h = _toy_size(r, _is_large(i, a['large_frac'], u)); q = r.randint(60, 95)
         im, boxes[_stem(k, i)] = toy_image(slug, w, h, seed=key)
         if i == 0 and broken == 'png': im.save(d/f'{_stem(k, i)}.png')
         else: (d/f"{_stem(k, i)}.{'JPG' if i == 0 and broken == 'upper_ext' else 'jpg'}").write_bytes(_jpeg(im, q))
-    txt, bad = _props(k, boxes, random.Random(f"toy-kimchi/{a['seed']}/{slug}/props"), a['malformed_props'])
+    txt, bad = _props(k, boxes, random.Random(f"{pre}/{a['seed']}/{slug}/props"), a['malformed_props'])
     (d/'crop_area.properties').write_text(txt, encoding='ascii', newline='\n')
     extra = d/f"{_stem(k, a['n_per_class'])}.jpg"
     if broken == 'truncated': b = _jpeg(toy_image(slug, 300, 240, seed=f"{a['seed']}/broken")[0], 90); extra.write_bytes(b[:len(b)//2])
@@ -340,7 +341,7 @@ Classes (folder name = {naming}):
 {classes}
 """
 
-def _toy_args(n_per_class, seed, hangul, malformed_props, broken_files, large_frac)->dict:
+def _toy_args(n_per_class, seed, hangul, malformed_props, broken_files, large_frac, split='train')->dict:
     "The arguments of `make_toy_kimchi`, checked and normalised"
     whole = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)
     if not whole(n_per_class) or n_per_class < 1:
@@ -350,8 +351,10 @@ def _toy_args(n_per_class, seed, hangul, malformed_props, broken_files, large_fr
     if h not in (None, 'nfc', 'nfd'): raise ValueError(f"hangul={hangul!r}: pass None (slug folder names), 'nfc' or 'nfd'")
     if not isinstance(large_frac, numbers.Real) or not 0 <= large_frac <= 1:
         raise ValueError(f"large_frac={large_frac!r}: pass a share between 0 and 1")
-    return dict(n_per_class=int(n_per_class), seed=int(seed), hangul=h, malformed_props=bool(malformed_props),
-                broken_files=bool(broken_files), large_frac=float(large_frac))
+    if split not in ('train', 'test'): raise ValueError(f"split={split!r}: pass 'train' (the dataset) or 'test' (its held-out test split)")
+    a = dict(n_per_class=int(n_per_class), seed=int(seed), hangul=h, malformed_props=bool(malformed_props),
+             broken_files=bool(broken_files), large_frac=float(large_frac))
+    return {**a, 'split':'test'} if split == 'test' else a # the train split's arguments (and cache folder) are as before
 
 def _folder(c, hangul): return unicodedata.normalize(hangul.upper(), c.hangul) if hangul else c.slug
 
@@ -375,9 +378,8 @@ def _same(p:Path, a:dict)->bool:
 
 def toy_key(**args)->str:
     "Short hash of `make_toy_kimchi` arguments (and the generator version): the cache folder's suffix"
-    a = _toy_args(**{**dict(n_per_class=30, seed=42, hangul=None, malformed_props=False, broken_files=False, large_frac=0.2), **args})
+    a = _toy_args(**{**dict(n_per_class=30, seed=42, hangul=None, malformed_props=False, broken_files=False, large_frac=0.2, split='train'), **args})
     return hashlib.sha1(json.dumps(dict(a, version=TOY_VERSION), sort_keys=True).encode()).hexdigest()[:10]
-
 
 # %% ../nbs/00a_toy_kimchi.ipynb #8461db4e
 def make_toy_kimchi(
@@ -388,9 +390,10 @@ def make_toy_kimchi(
     malformed_props:bool=False, # break a few lines of `crop_area.properties` in three classes
     broken_files:bool=False, # add broken files (truncated, empty, text as .jpg, .DS_Store) and odd extensions
     large_frac:float=0.2, # share of images whose long side is 1000–1600 px (the others: 200–600 px)
+    split:str='train', # 'test': the held-out test split, drawn from keys of its own (never an image of the 'train' one)
 )->Path:
     "Draw (or find cached) the synthetic toy-kimchi dataset; returns the root that holds the 11 class folders"
-    a = _toy_args(n_per_class, seed, hangul, malformed_props, broken_files, large_frac)
+    a = _toy_args(n_per_class, seed, hangul, malformed_props, broken_files, large_frac, split)
     dest = Path(dest).expanduser().absolute() if dest is not None else cache_dir()/f'toy-kimchi-{toy_key(**a)}'
     if _same(dest, a): return dest
     if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and read_marker(dest, TOY_MARKER) is None)):
