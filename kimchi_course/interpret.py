@@ -6,16 +6,21 @@ Docs: https://kimchi-course.github.io/kimchi-course/first_model.html.md"""
 
 # %% auto #0
 __all__ = ['epoch_lines', 'layer_table', 'EpochHits', 'class_confusion', 'class_report', 'romanized', 'confusion_figure',
-           'dish_share', 'valid_frame', 'dish_shares']
+           'dish_share', 'valid_frame', 'dish_shares', 'HeldOutScore', 'score_held_out', 'held_out_line']
 
 # %% ../nbs/03_first_model.ipynb #7845f0b2
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 import numpy as np, pandas as pd, torch
 from .core import *
 from .crop_boxes import crop_box
 from .dataloaders import kimchi_files
+from .toy import make_toy_kimchi, TOY_MARKER
+from .open_data import HF_DATASET, HF_PEER, parquet_files
+from .archives import data_source, kimchi_test, _hf_classes, _source_tag
+from .presize_cache import presize
 from fastai.vision.all import *
 
 # %% ../nbs/03_first_model.ipynb #2f5f9d54
@@ -182,3 +187,58 @@ def dish_shares(
         if box is None: res.append(np.nan); continue
         with Image.open(o) as im: res.append(dish_share(box, im.size))
     return np.array(res, dtype=float)
+
+# %% ../nbs/03_first_model.ipynb #8b366dea
+class HeldOutScore(NamedTuple):
+    "A finished model's score on a held-out test split: which split, its size, the accuracy and its 95% bootstrap interval"
+    data:str; n:int; accuracy:float; lo:float; hi:float; synthetic:bool
+    def __str__(self):
+        return f"test accuracy {self.accuracy:.3f} (95% interval {self.lo:.3f} to {self.hi:.3f}) on the {self.n} images of {self.data}"
+
+_TOY_TEST = 'the toy-kimchi test split (synthetic)'
+
+def _held_out(s, data=None, env=None, toy_per_class:int=20)->tuple:
+    "`(folder, name, synthetic)` of the test split of `data` (a path) or of the chapters' source; folder `None` where there is none"
+    if data is not None:
+        p = Path(data).expanduser()
+        if p.is_dir() and parquet_files(p): return _hf_classes(p)/'test', f"the test split of {p.name} (Hugging Face parquet files)", False
+        m = read_marker(p, TOY_MARKER) if p.is_dir() else None
+        if m and m.get('dataset') == 'toy-kimchi':
+            return make_toy_kimchi(n_per_class=toy_per_class, seed=m['args']['seed'], split='test'), _TOY_TEST, True
+        return None, f'{p.name} (no test split of its own)', False
+    src = data_source(s, env)
+    if src.name == 'hf': return kimchi_test(s, env), f"the open data's test split ({HF_DATASET})", False
+    if src.name == 'toy': return make_toy_kimchi(n_per_class=toy_per_class, seed=s.seed, split='test'), _TOY_TEST, True
+    return None, 'the AI Hub photos (no test split of their own)', False
+
+# %% ../nbs/03_first_model.ipynb #b4036d53
+def score_held_out(
+    learn, # a finished Learner: trained, not inside a fit
+    s:CourseSettings, # the settings it trained with (`presize`, `seed`, `workers`)
+    data=None, # the data it trained on, as a path (what `kimchi-course train` got); default: the chapters' source
+    env:dict=None, # environment to read the source from (default: `os.environ`)
+    toy_per_class:int=20, # toy-kimchi test images per class (smoke mode)
+)->HeldOutScore:
+    "Score a finished learner on its data's held-out test split: numbers only, never the images (`None` where there is no test split)"
+    folder, name, synthetic = _held_out(s, data, env, toy_per_class)
+    if folder is None: return None
+    dest = cache_dir()/'presized-test'/f'{_source_tag(folder)}-{s.presize}'
+    presize(folder, dest, size=s.presize, workers=s.workers, progress=False) # the training images' item step
+    files = [f for f in kimchi_files(dest) if class_of(f) in learn.dls.vocab]
+    if not files: raise ValueError(f"{name} holds no images of the {len(learn.dls.vocab)} classes this model knows")
+    with learn.no_bar(): preds, targs = learn.get_preds(dl=learn.dls.test_dl(files, with_labels=True))
+    return HeldOutScore(name, len(files), *bootstrap_mean((preds.argmax(1) == targs).cpu().numpy()), synthetic)
+
+def held_out_line(
+    r:HeldOutScore, # from `score_held_out` (`None`: the data has no test split)
+    valid_acc:float=None, # the validation accuracy, reported instead where there is no test split
+    n_valid:int=None, # how many validation images it is measured on
+)->str:
+    "One line: the test accuracy and its interval beside the peer's 89%, or that the data has no test split"
+    peer = f"{HF_PEER['what']} reports {HF_PEER['accuracy']:.0%} on the open data's test split ({HF_PEER['model']}, {HF_PEER['url']})"
+    if r is None: return ("no test split: this source has none of its own, so this run reports its validation accuracy only"
+                          + (f" ({valid_acc:.3f} on {n_valid} validation images)" if valid_acc is not None else ''))
+    if r.synthetic: return f"{r}; synthetic drawings, not comparable with the peer: {peer}"
+    p = HF_PEER['accuracy']
+    where = 'above this interval (the peer did better)' if p > r.hi else 'below it (this model did better)' if p < r.lo else 'inside it (no difference this split can tell)'
+    return f"{r}; peer: {peer}: {p:.0%} lies {where}"
