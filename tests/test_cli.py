@@ -1,7 +1,7 @@
 """The `kimchi-course` command (chapter 13), in-process through `run_main`: --help everywhere, one-line errors for bad
 arguments, the demo end to end (model.pt, report, the next commands, one line per epoch off a terminal), sub-commands
 imported lazily (predict without fastai), and the console script itself."""
-import subprocess, sys
+import os, subprocess, sys
 from pathlib import Path
 import pytest
 from conftest import run_main, run_cli
@@ -132,3 +132,19 @@ def test_prepare_empty_folder_one_line(tmp_path):
     (tmp_path/'empty').mkdir()
     rc, out, err = run_main('prepare', tmp_path/'empty', tmp_path/'cache')
     assert rc == 1 and len(err.strip().splitlines()) == 1 and 'Traceback' not in err, err
+
+def test_hf_offline_without_a_copy_exits_2_with_one_line(tmp_path, monkeypatch):
+    "Issue 26: `train hf` and `prepare hf` with no network (HF_HUB_OFFLINE=1) and no cached copy (an empty HF_HOME and course cache)"
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1'); monkeypatch.setenv('HF_HOME', str(tmp_path/'hf-home'))
+    monkeypatch.setenv('KIMCHI_CACHE', str(tmp_path/'cache')); monkeypatch.delenv('KIMCHI_HF_DIR', raising=False)
+    for cmd in (['train', 'hf'], ['prepare', 'hf', str(tmp_path/'dest')]):
+        rc, o, e = run_main(*cmd)
+        assert rc == 2 and len(e.strip().splitlines()) == 1, (cmd, rc, e)
+        assert "couldn't reach the Hugging Face Hub" in e and 'KIMCHI_HF_DIR' in e
+    r = run_cli('train', 'hf', env={**os.environ}) # the console script: the same line and exit status
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
+
+def test_help_shows_the_open_data():
+    for cmd in ('train', 'prepare'):
+        rc, o, e = run_main(cmd, '--help')
+        assert rc == 0 and 'hf: the open Hugging Face kimchi data' in ' '.join(o.split()), o

@@ -16,7 +16,7 @@ def chapter_setting_names()->dict:
             except SyntaxError: continue
             for node in ast.walk(tree):
                 if isinstance(node, ast.Call) and getattr(node.func, 'id', getattr(node.func, 'attr', None)) == 'course_settings':
-                    out.setdefault(nb.name, set()).update(k.arg for k in node.keywords if k.arg and k.arg not in ('mode', 'env'))
+                    out.setdefault(nb.name, set()).update(k.arg for k in node.keywords if k.arg and k.arg not in ('mode', 'env', 'photos'))
     return out
 
 def test_every_chapter_setting_is_known():
@@ -36,3 +36,19 @@ def test_override_is_last_and_typed(monkeypatch):
 def test_bad_override_names_it(monkeypatch, text, msg):
     monkeypatch.setenv('KIMCHI_SETTINGS', text)
     with pytest.raises(ValueError, match=msg.replace('(', r'\(')): course_settings('smoke')
+
+def test_full_mode_sizes_follow_the_photos(monkeypatch):
+    "Issue 26: one rule (never enlarge more than 2x), the reason in the table; smoke mode unchanged; KIMCHI_SETTINGS wins"
+    from kimchi_course.core import size_rule, FULL_SIZES
+    monkeypatch.delenv('KIMCHI_SETTINGS', raising=False)
+    assert size_rule(64)[:2] == (128, 128) and size_rule(3024)[:2] == FULL_SIZES == (460, 224)
+    for side in (20, 40, 64, 100, 150, 229, 230, 500, 4000):
+        r = size_rule(side)
+        assert r.presize <= max(2*side, 64) and r.size <= r.presize and r.size % 32 == 0, (side, r)
+    s = course_settings('full', env={}, photos=lambda env: (64, 'the open data'))
+    assert (s.presize, s.size) == (128, 128) and 'the open data: 64 px photos' in s.why['size']
+    assert '| why |' in s._repr_markdown_()
+    smoke = course_settings('smoke', env={}, photos=lambda env: (64, 'the open data'))
+    assert (smoke.presize, smoke.size, smoke.why) == (MODE_VALUES['smoke']['presize'], MODE_VALUES['smoke']['size'], {})
+    o = course_settings('full', env={'KIMCHI_SETTINGS': 'presize=40,size=32'}, photos=(64, 'the open data'))
+    assert (o.presize, o.size) == (40, 32) and o.why['presize'].startswith("the rule's value is 128")

@@ -168,3 +168,42 @@ def test_cli_prepare_accepts_a_parquet_folder(tmp_path, hf):
     assert rc == 0, err
     counts = {d.name:len(list(d.glob('*.jpg'))) for d in (tmp_path/'cli-dest').iterdir() if d.is_dir()}
     assert counts == {c:5 for c in KIMCHI_SLUGS} and 'kept apart' in out
+
+# ---------------------------------------------------------------- issue 26: the photos' size, labels, test split
+def test_source_photos_picks_what_data_source_picks(tmp_path, hf):
+    "open_data.source_photos (for full mode's sizes) measures the source that archives.data_source chooses, in every case"
+    z = tmp_path/'photos.zip'
+    import zipfile
+    with zipfile.ZipFile(z, 'w') as f:
+        for i in range(3):
+            b = io.BytesIO(); Image.new('RGB', (800, 600)).save(b, 'JPEG'); f.writestr(f'kfood/김치/배추김치/{i}.jpg', b.getvalue())
+    base = {**OFF, 'KIMCHI_CACHE': str(tmp_path/'cache')}
+    cases = [({}, 'toy', None), ({'KIMCHI_HF_DIR': str(hf)}, 'hf', (64, 'the open data')),
+             ({'KIMCHI_DATA': str(z)}, 'aihub', (600, 'the AI Hub photos')),
+             ({'KIMCHI_DATA': str(z), 'KIMCHI_HF_DIR': str(hf)}, 'aihub', (600, 'the AI Hub photos')),
+             ({'KIMCHI_DATA': str(z), 'KIMCHI_HF_DIR': str(hf), 'KIMCHI_SOURCE': 'hf'}, 'hf', (64, 'the open data')),
+             ({'KIMCHI_HF_DIR': str(hf), 'KIMCHI_SOURCE': 'toy'}, 'toy', None)]
+    for extra, name, photos in cases:
+        env = {**base, **extra}
+        assert data_source(course_settings('full', env=env), env).name == name, extra
+        assert source_photos(env) == photos, extra
+    s = course_settings('full', env={**base, 'KIMCHI_HF_DIR': str(hf)}, photos=source_photos)
+    assert (s.presize, s.size) == (128, 128) and '64 px' in s.why['presize']
+
+def test_alias_table_against_the_dataset_labels_and_hangul():
+    "The dataset's own label names and the Hangul class names; the peer's card gets baik and got wrong, our table doesn't"
+    assert HF_LABELS == ('baechu', 'baik', 'boochoo', 'chongkak', 'got', 'kkakdoogi', 'moosaengchae', 'nabak', 'ohyeesobaki', 'pa', 'yeolmoo')
+    hangul = {o: HANGUL[hf_slug(o)] for o in HF_LABELS}
+    assert hangul == dict(baechu='배추김치', baik='백김치', boochoo='부추김치', chongkak='총각김치', got='갓김치', kkakdoogi='깍두기',
+                          moosaengchae='무생채', nabak='나박김치', ohyeesobaki='오이소박이', pa='파김치', yeolmoo='열무김치')
+    assert hf_slug('백김치') == 'baek-kimchi' and hf_slug('갓김치') == 'gat-kimchi'
+    for wrong in ('고추', '백(대파)'):
+        with pytest.raises(ValueError): hf_slug(wrong)
+    assert HF_PEER['model'] == 'pawlo2013/kimchi-classification' and HF_PEER['accuracy'] == 0.89
+
+def test_photo_size_measures_a_sample(tmp_path, hf):
+    assert photo_size(hf) == 64
+    d = tmp_path/'imgs'/'a'; d.mkdir(parents=True)
+    for i, wh in enumerate([(1000, 750), (640, 480), (900, 1200)]): Image.new('RGB', wh).save(d/f'{i}.jpg')
+    (d/'bad.jpg').write_bytes(b'nope')
+    assert photo_size(tmp_path/'imgs') == 750 and photo_size(tmp_path/'none') is None

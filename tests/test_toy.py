@@ -42,3 +42,12 @@ def test_toy_imports_core_only():
     import ast, kimchi_course.toy as toy
     mods = {n.module for n in ast.walk(ast.parse(open(toy.__file__).read())) if isinstance(n, ast.ImportFrom) and n.level}
     assert mods == {'core'}, mods
+
+def test_test_split_is_its_own(tmp_path):
+    "Issue 26: toy-kimchi's held-out test split never repeats a training image; the training split's cache folder is unchanged"
+    from kimchi_course.toy import make_toy_kimchi, toy_key
+    from kimchi_course.archives import file_hashes
+    imgs = lambda p: {v for k, v in file_hashes(p).items() if k.endswith('.jpg')}
+    train, test = make_toy_kimchi(tmp_path/'train', n_per_class=6, seed=3), make_toy_kimchi(tmp_path/'test', n_per_class=6, seed=3, split='test')
+    assert len(imgs(test)) == 66 and not imgs(train) & imgs(test)
+    assert toy_key(n_per_class=30, seed=42) == toy_key(n_per_class=30, seed=42, split='train') != toy_key(n_per_class=30, seed=42, split='test')

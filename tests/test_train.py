@@ -30,6 +30,10 @@ def test_train_toy_kimchi(toy_kimchi, tmp_path):
     assert rep['n_valid'] == rep['valid_size'] and rep['n_train'] + rep['valid_size'] == 44 and rep['world_size'] == 1
     assert len(rep['classes']) == 11 and rep['metrics']['accuracy'] == pytest.approx(1 - rep['metrics']['error_rate'])
     assert '| accuracy |' in (out/'report.md').read_text() and '█' not in o
+    assert (rep['presize'], rep['size']) == (40, 32) # issue 26: the sizes it trained at, under those names
+    t = rep['test'] # toy-kimchi's own held-out test split: synthetic, so not compared with the peer
+    assert t['synthetic'] and t['n'] == 11*20 and t['lo'] <= t['accuracy'] <= t['hi'] and 'not comparable' in rep['test_line']
+    assert 'Held-out test split: test accuracy' in (out/'report.md').read_text() and 'held-out test split:' in o
     _predicts(out, o)
 
 def test_train_aihub_like_zip(tmp_path):
@@ -41,6 +45,7 @@ def test_train_aihub_like_zip(tmp_path):
     rc, o, e, rep = _train(z, tmp_path/'model')
     assert rep['classes'] == KIMCHI_SLUGS and rep['n_train'] + rep['valid_size'] == 44
     assert 'kimchi.zip' in rep['data']
+    assert rep['test'] is None and rep['test_line'].startswith('no test split: ') and f"{rep['metrics']['accuracy']:.3f}" in rep['test_line']
 
 def test_train_hf_parquet(tmp_path):
     "The Hugging Face layout: train and validation rows are trained on, the test split is kept apart"
@@ -49,6 +54,20 @@ def test_train_hf_parquet(tmp_path):
     rc, o, e, rep = _train(hf, tmp_path/'model')
     assert rep['n_train'] + rep['valid_size'] == 11*4 and rep['n_valid'] == rep['valid_size']
     assert len(rep['classes']) == 11 and 'parquet' in rep['data']
+    t = rep['test'] # issue 26: scored once on the parquet files' test split, beside the peer's 89%
+    assert t['n'] == 22 and not t['synthetic'] and t['lo'] <= t['accuracy'] <= t['hi']
+    assert '89%' in rep['test_line'] and 'pawlo2013/kimchi-classification' in rep['test_line'] and 'peer' in o
+    md = (tmp_path/'model'/'report.md').read_text()
+    assert rep['test_line'] in md and (rep['presize'], rep['size']) == (40, 32)
+
+def test_full_mode_train_sizes_follow_the_data(tmp_path):
+    "In full mode `train` derives presize and size from DATA's photos (the open data: 64 px -> 128 -> 128); options win"
+    from kimchi_course.open_data import toy_kimchi_parquet
+    from kimchi_course.cli import train_settings, data_photos
+    hf = toy_kimchi_parquet(tmp_path/'hf', n_per_class=dict(train=1))
+    s = train_settings(mode='full', env={}, photos=lambda env: data_photos(hf))
+    assert (s.presize, s.size) == (128, 128) and 'the open data' in s.why['size']
+    assert train_settings(size=224, mode='full', env={}, photos=lambda env: data_photos(hf)).size == 224
 
 def test_train_any_folder_of_classes(toy_kimchi, tmp_path):
     "Folders that aren't kimchi are classes as they are named (NFC); a README and a broken file are left out, not classes"
