@@ -89,6 +89,7 @@ def test_kernel_startup_file(tmp_path):
     code = (home/'profile_default'/'startup'/'00-colab-rehearsal.py').read_text() + '''
 import sys, os, threading, time, warnings
 assert 'google.colab' in sys.modules
+import importlib.util; assert importlib.util.find_spec('google.colab') # accelerate looks for it this way
 import google.protobuf # the stand-in doesn't hide the real google namespace
 t = threading.Thread(target=time.sleep, args=(2,), daemon=True); t.start()
 with warnings.catch_warnings(record=True) as w:
@@ -123,6 +124,7 @@ def test_real_kernel_install_cell_and_directives(tmp_path):
     bad = R.failing_install_env(_safe_env(tmp_path), tmp_path)
     r = R.install_verdict(R.run_chapter(tmp_path/'t.ipynb', bad, tmp_path/'logs', timeout=120, upto_install=True), 2)
     assert r['ok'] and r['cell'] == 2 and r['stopped'].startswith('RuntimeError: could not install kimchi-course'), r
+    assert r['cpu_s'] > 0 # the CPU time of the runner, its kernel and pip
     assert R.installed() == before # neither run installed or removed anything
 
 def test_a_hang_costs_its_timeout_and_its_processes(tmp_path):
@@ -142,7 +144,7 @@ def test_a_hang_costs_its_timeout_and_its_processes(tmp_path):
 def _results():
     p = lambda mb: dict(rss_MB=900, gpu_MB=mb, gpu='NVIDIA T4' if mb is not None else None)
     return [dict(kind='full', source='aihub', chapter='00_core', ok=True, seconds=12.5, cell=None, error='', probe=p(0)),
-            dict(kind='full', source='aihub', chapter='08_deeper_fp16', ok=False, seconds=80.0, cell=42,
+            dict(kind='full', source='aihub', chapter='08_deeper_fp16', ok=False, seconds=80.0, cpu_s=150.0, cell=42,
                  error='AssertionError: ==: a | b', probe=p(1536)),
             dict(kind='full', source='hf', chapter='12a_multi_gpu', ok=False, seconds=300.0, cell=32,
                  error='TimeoutError: the chapter was still running after 300 s', probe=None),
@@ -151,10 +153,10 @@ def _results():
 
 def test_report():
     text = R.report(_results(), 400, 'epochs=1')
-    assert '| aihub | 08_deeper_fp16 | **FAIL** | 80.0 | 900 | `cell 42: AssertionError: ==: a \\| b` |' in text
+    assert '| aihub | 08_deeper_fp16 | **FAIL** | 80.0 | 150.0 | 900 | `cell 42: AssertionError: ==: a \\| b` |' in text
     assert 'aihub: 1 of 2 chapters pass' in text and 'hf: 0 of 1' in text and 'failing: 12a_multi_gpu' in text
     assert '| 00_core | pass | 3.0 | `cell 4: RuntimeError: could not install x` |' in text
-    assert 'install check: 1 of 1' in text and 'wall time: 400 s for 4 runs' in text
+    assert 'install check: 1 of 1' in text and 'wall time: 400 s for 4 runs; CPU time 150 s' in text
 
 def test_gpu_table_from_cpu_made_results():
     text = R.gpu_table(_results())

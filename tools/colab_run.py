@@ -26,9 +26,10 @@ print({PROBE!r}, _j.dumps(dict(rss_MB=round(_r.getrusage(_r.RUSAGE_SELF).ru_maxr
 
 STARTUP = '''# Written by tools/colab_run.py: the start of a Colab-style rehearsal kernel
 def _colab_rehearsal():
-    import os, sys, types, warnings
+    import os, sys, types, warnings, importlib.machinery
     if os.environ.get('KIMCHI_REHEARSAL_COLAB', '1') == '1':
         m = types.ModuleType('google.colab', "Stand-in for Colab's own module (tools/colab_run.py)")
+        m.__spec__ = importlib.machinery.ModuleSpec('google.colab', None) # importlib.util.find_spec finds it, as on Colab
         sys.modules['google.colab'] = m # what the chapters' install cells and in_colab() look for
     if sys.version_info < (3, 12) and hasattr(os, 'fork'):
         fork = os.fork
@@ -139,6 +140,7 @@ def run_notebook(
                     if i == inst: res['install'] = _text(c).strip()
                 res['ok'] = True
             except CellExecutionError as e:
+                print(f'cell {i} failed:\n{_ANSI.sub("", str(e))[-6000:]}', file=sys.stderr) # the traceback, for the log
                 res.update(cell=i, error=error_line(e.ename, e.evalue))
                 if i == inst: res['install'] = _text(nb.cells[i]).strip()
             except CellTimeoutError:

@@ -181,6 +181,17 @@ def _kill_group(pgid):
     try: os.killpg(int(pgid), signal.SIGKILL)
     except (ProcessLookupError, PermissionError, ValueError, TypeError): pass
 
+def _wait(p:subprocess.Popen, limit:float)->tuple:
+    "Wait for `p` (killing its group after `limit` s): its exit code and the CPU seconds it and everything it reaped used"
+    end = time.monotonic() + limit
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid: break
+        if time.monotonic() > end: _kill_group(p.pid); pid, status, ru = os.wait4(p.pid, 0); break
+        time.sleep(0.2)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, ru.ru_utime + ru.ru_stime
+
 def run_chapter(
     nb:Path, # the notebook (in the course copy)
     env:dict, # the environment of its kernel
@@ -200,14 +211,13 @@ def run_chapter(
     t = time.perf_counter()
     with open(log, 'w') as lf:
         p = subprocess.Popen(cmd, env=env, stdout=lf, stderr=subprocess.STDOUT, start_new_session=True)
-        try: p.wait(timeout=timeout + 120) # the runner stops the kernel at `timeout`; this is for a runner that hangs
-        except subprocess.TimeoutExpired: _kill_group(p.pid); p.wait()
+        rc, cpu = _wait(p, timeout + 120) # the runner stops the kernel at `timeout`; this is for a runner that hangs
     if pidf.exists(): _kill_group(pidf.read_text().strip()) # anything the kernel left behind
     try: res = json.loads(out.read_text(encoding='utf-8'))
     except (OSError, ValueError):
         tail = [l for l in log.read_text(errors='replace').splitlines() if l.strip()][-1:] or ['no output']
-        res = dict(ok=False, cell=None, error=f'the runner gave no result (exit {p.returncode}): {tail[0][:200]}')
-    res['seconds'] = round(time.perf_counter() - t, 1)
+        res = dict(ok=False, cell=None, error=f'the runner gave no result (exit {rc}): {tail[0][:200]}')
+    res['seconds'], res['cpu_s'] = round(time.perf_counter() - t, 1), round(cpu, 1)
     return dict(chapter=nb.stem, **res)
 
 def install_verdict(r:dict, inst:int)->dict:
@@ -292,10 +302,12 @@ def report(results:list, seconds:float=None, settings:str=None)->str:
              'KIMCHI_MODE=full, offline, a real Jupyter kernel per chapter, every cell but `#| gpu`/`#| net`, full mode\'s '
              'DataLoader workers, a stand-in `google.colab`' + (f'; KIMCHI_SETTINGS=`{settings}`.' if settings else '.'), '']
     if full:
-        lines += ['| source | chapter | result | seconds | peak RSS MB | first error (cell counted from 0) |', '|---|---|---|---|---|---|']
+        lines += ['| source | chapter | result | seconds | CPU s | peak RSS MB | first error (cell counted from 0) |',
+                  '|---|---|---|---|---|---|---|']
         for r in full:
             rss = (r.get('probe') or {}).get('rss_MB', '')
-            lines.append(f"| {r['source']} | {r['chapter']} | {'pass' if r['ok'] else '**FAIL**'} | {r['seconds']} | {rss} | {_err(r)} |")
+            lines.append(f"| {r['source']} | {r['chapter']} | {'pass' if r['ok'] else '**FAIL**'} | {r['seconds']} | "
+                         f"{r.get('cpu_s', '')} | {rss} | {_err(r)} |")
         for s in dict.fromkeys(r['source'] for r in full):
             rs = [r for r in full if r['source'] == s]
             lines.append(f"\n{s}: {sum(r['ok'] for r in rs)} of {len(rs)} chapters pass, {sum(r['seconds'] for r in rs):.0f} s "
@@ -307,7 +319,9 @@ def report(results:list, seconds:float=None, settings:str=None)->str:
             lines.append(f"| {r['chapter']} | {'pass' if r['ok'] else '**FAIL**'} | {r['seconds']} | "
                          f"{_err({**r, 'ok': False, 'error': r.get('stopped', r['error'])})} |")
         lines.append(f"\ninstall check: {sum(r['ok'] for r in inst)} of {len(inst)} chapters stop at their install cell")
-    if seconds is not None: lines.append(f"\nwall time: {seconds:.0f} s for {len(results)} runs")
+    cpu = sum(r.get('cpu_s', 0) for r in results)
+    if seconds is not None: lines.append(f"\nwall time: {seconds:.0f} s for {len(results)} runs; CPU time {cpu:.0f} s "
+                                         f"(on an idle 2-core machine at least {cpu/2:.0f} s of wall time)")
     return '\n'.join(lines) + '\n'
 
 def gpu_table(results:list)->str:
