@@ -7,10 +7,10 @@ Docs: https://kimchi-course.github.io/kimchi-course/cross_entropy.html.md"""
 # %% auto #0
 __all__ = ['softmax_table']
 
-# %% ../nbs/03b_cross_entropy.ipynb #b61f61c5
+# %% ../nbs/03b_cross_entropy.ipynb #67dbf9f4
 import pandas as pd, torch
 
-# %% ../nbs/03b_cross_entropy.ipynb #5fef80e6
+# %% ../nbs/03b_cross_entropy.ipynb #91c54f23
 def _plain(t)->torch.Tensor:
     "`t` as a plain CPU tensor without autograd history (fastai's tensor types and NumPy arrays included)"
     t = torch.as_tensor(t)
