@@ -101,11 +101,15 @@ def test_epoch_lesson_each_claim_can_fail():
     assert epoch_lesson(small, good, wobble, good[2])['turned'] is False # a wobble around the lowest loss is not a turn
     falling = _losses([1.5, 1.4, 1.3, 1.2, 1.1]); last_at_min = h.assign(valid_loss=falling.mean(1))
     assert epoch_lesson(last_at_min, good, falling, good[2])['turned'] is False
-    assert epoch_lesson(last_at_min, good, falling, good[2])['line'].endswith('→ not shown')
+    assert epoch_lesson(last_at_min, good, falling, good[2])['line'].endswith("→ can't tell")
+    assert epoch_lesson(last_at_min, good, falling, good[2])['verdict'] == "can't tell"
     worse = good.copy(); worse[4, :50] = 0
     assert epoch_lesson(h, worse, losses, good[2])['holds'] is False
+    assert epoch_lesson(h, worse, losses, good[2])['line'].endswith('→ contradicted') # the accuracy fell beyond its interval
     swapped = good[2].copy(); swapped[130:140] = 0; swapped[140:148] = 1  # 8 other images right, 10 lost: within the noise
     assert epoch_lesson(h, good, losses, swapped)['within'] is True
     assert epoch_lesson(h, good, losses, np.r_[[1]*200])['within'] is False  # retrained far above: outside the spread too
+    assert epoch_lesson(h, good, losses, np.r_[[1]*200])['shown'] is True  # the retrain is reported, not judged
+    assert '(seed 000; fastbook ch5)' in r['line']
     with pytest.raises(ValueError, match='rows of hits'): epoch_lesson(h, good[:2], losses[:2], good[2])
     with pytest.raises(ValueError, match='rows of hits'): epoch_lesson(h, good, losses[:3], good[2]) # losses must match the hits
