@@ -6,7 +6,8 @@ Docs: https://kimchi-course.github.io/kimchi-course/pretraining.html.md"""
 
 # %% auto #0
 __all__ = ['BUILD_THREADS', 'source_accuracy', 'pretrain', 'shipped_dir', 'shipped_weights', 'ship_toy_weights', 'toy_pretrained',
-           'toy_arch', 'course_learner', 'transfer_run', 'transfer_runs', 'arm_summary', 'transfer_lesson']
+           'toy_arch', 'course_learner', 'transfer_run', 'transfer_runs', 'arm_summary', 'seed_interval',
+           'transfer_lesson']
 
 # %% ../nbs/02a_pretraining.ipynb #3c1d9c6b
 import os, sys, json, math, time, shutil, hashlib, functools
@@ -284,14 +285,30 @@ def arm_summary(
 
 def _arm(runs, init, col): v = runs.loc[runs.init==init, col]; return f"{v.mean():.3f} ± {v.std():.3f} ({v.min():.3f}–{v.max():.3f})"
 
+def seed_interval(
+    diffs, # one paired difference per seed (the same seed, split and schedule; only what is compared differs)
+    level:float=0.95, # the interval's coverage
+)->tuple:
+    "Mean of per-seed paired differences and its t interval over the seeds: `(mean, lo, hi)`"
+    d = np.asarray(list(diffs), dtype=float)
+    if len(d) < 2: raise ValueError(f"an interval over seeds needs at least 2 seeds, got {len(d)}: raise n_seeds")
+    from scipy.stats import t
+    h = float(t.ppf((1+level)/2, len(d)-1) * d.std(ddof=1)/np.sqrt(len(d)))
+    return float(d.mean()), float(d.mean()-h), float(d.mean()+h)
+
 def transfer_lesson(
     runs:pd.DataFrame, # from `transfer_runs`
 )->str:
-    "The chapter's `Lesson check:` line, computed from the runs: the lesson, the numbers with their spread, shown or not"
-    p, r = runs[runs.init=='pretrained'], runs[runs.init=='random']
-    shown = clearly_above(p.fine_tuned, r.fine_tuned) and clearly_above(p.head_only, r.head_only)
+    "The chapter's `Lesson check:` line, computed from the runs: the lesson, each phase's paired difference with its interval, the verdict"
+    p, r = (runs[runs.init==k].set_index('seed') for k in ('pretrained', 'random'))
+    if sorted(p.index) != sorted(r.index): raise ValueError("every seed needs a pretrained and a random run, to pair them")
+    ft, ho = seed_interval(p.fine_tuned - r.fine_tuned), seed_interval(p.head_only - r.head_only)
+    v = [verdict(ft[1], ft[2]), verdict(ho[1], ho[2])]
+    both = 'contradicted' if 'contradicted' in v else 'shown' if v == ['shown']*2 else "can't tell"
+    pair = lambda d, vv: f"pretrained − random {d[0]:+.3f} (95% interval {d[1]:+.3f} to {d[2]:+.3f}): {vv}"
     return lesson_check("pretrained weights beat random ones after fine-tuning on the same split and schedule, and frozen "
                         "pretrained features already learn in the head-only epochs",
-                        f"accuracy on {runs.n_valid.iloc[0]} validation images, mean ± sd (range) over {len(p)} seeds — fine-tuned: "
-                        f"pretrained {_arm(runs, 'pretrained', 'fine_tuned')} vs random {_arm(runs, 'random', 'fine_tuned')}; head only: "
-                        f"pretrained {_arm(runs, 'pretrained', 'head_only')} vs random {_arm(runs, 'random', 'head_only')}", shown)
+                        f"accuracy on {runs.n_valid.iloc[0]} validation images, mean ± sd (range) over {len(p)} seeds, paired by seed "
+                        f"(t interval) — fine-tuned: pretrained {_arm(runs, 'pretrained', 'fine_tuned')} vs random "
+                        f"{_arm(runs, 'random', 'fine_tuned')}, {pair(ft, v[0])}; head only: pretrained {_arm(runs, 'pretrained', 'head_only')} "
+                        f"vs random {_arm(runs, 'random', 'head_only')}, {pair(ho, v[1])}", both, source='seeds 003 and 004')

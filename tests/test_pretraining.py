@@ -120,8 +120,10 @@ def test_transfer_lesson():
                              fine_tuned=[.3, .8, .4, .9, .35, .85], n_valid=220))
     line = transfer_lesson(runs)
     assert line.startswith('Lesson check:') and line.endswith('→ shown') and '220 validation images' in line and '3 seeds' in line
-    assert transfer_lesson(runs.assign(fine_tuned=[.3, .8, .85, .9, .35, .85])).endswith('not shown') # ranges overlap
-    assert transfer_lesson(runs.assign(head_only=[.1, .5, .6, .6, .15, .55])).endswith('not shown')
+    assert '(seeds 003 and 004)' in line and 'paired by seed' in line
+    assert transfer_lesson(runs.assign(fine_tuned=[.3, .8, .85, .9, .35, .85])).endswith("→ can't tell") # gains .5, .05, .5: the interval holds 0
+    assert transfer_lesson(runs.assign(head_only=[.1, .5, .6, .6, .15, .55])).endswith("→ can't tell")
+    assert transfer_lesson(runs.assign(fine_tuned=[.8, .3, .9, .4, .85, .35])).endswith('→ contradicted') # random ahead in every seed
     s = arm_summary(runs)
     assert s.loc[('fine_tuned', 'pretrained'), 'mean'] == pytest.approx(.85) and s.loc[('head_only', 'random'), 'max'] == .2
 
