@@ -7,11 +7,12 @@ Docs: https://kimchi-course.github.io/kimchi-course/keras_augmentation.html.md""
 # %% auto #0
 __all__ = ['KERAS_INSTALL', 'PET_FUR', 'PET_BACKS', 'PET_EARS', 'PET_CUES', 'TOY_PETS_VERSION', 'CONVNET_FILTERS', 'import_keras',
            'cats_vs_dogs_small', 'toy_pet', 'toy_cats_dogs', 'cats_dogs_source', 'convnet_side', 'min_convnet_size',
-           'augmentation_layers', 'make_convnet', 'keras_loader', 'ConvnetRun', 'fit_convnet', 'plot_convnet_run',
-           'overfit_gap', 'fastai_test_hits', 'comparison_table', 'run_row', 'KerasLesson', 'keras_lesson']
+           'augmentation_layers', 'make_convnet', 'DecodedImages', 'decoded_images', 'keras_loader', 'ConvnetRun',
+           'fit_convnet', 'plot_convnet_run', 'overfit_gap', 'fastai_test_hits', 'comparison_table', 'run_row',
+           'joint_verdict', 'gap_interval', 'KerasLesson', 'keras_lesson']
 
 # %% ../nbs/09_keras_augmentation.ipynb #af777c4f
-import os, re, sys, math, time, random, shutil, logging
+import os, re, sys, math, time, random, shutil, logging, functools
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -278,21 +279,43 @@ def _keras_collate(items):
     xs,ys = zip(*items)
     return torch.stack(xs).permute(0,2,3,1).float(), torch.tensor(ys, dtype=torch.float32)[:,None]
 
+class DecodedImages(torch.utils.data.Dataset):
+    "A class-folder tree decoded once: `x` holds every image as `size`×`size` uint8 CHW, `targets` its class index"
+    def __init__(self, classes:list, samples:list, x:torch.Tensor):
+        self.classes,self.samples,self.x = classes,samples,x
+        self.targets = [t for _,t in samples]
+    def __len__(self): return len(self.samples)
+    def __getitem__(self, i): return self.x[i], self.targets[i]
+
+@functools.lru_cache(maxsize=4) # train, validation and test of one run, and one more: the second run reuses them
+def _decode(path:str, size:int, workers:int)->DecodedImages:
+    from torchvision.datasets import ImageFolder
+    from torchvision import transforms as T
+    from concurrent.futures import ThreadPoolExecutor
+    f = ImageFolder(path, transform=T.Compose([T.Resize((size, size)), T.PILToTensor()]))
+    if len(f.classes) != 2: raise ValueError(f"{path} has {len(f.classes)} class folders {f.classes}; a binary model needs exactly 2")
+    with ThreadPoolExecutor(max(1, workers)) as ex: xs = list(ex.map(lambda i: f[i][0], range(len(f)))) # PIL decodes without the GIL
+    return DecodedImages(f.classes, f.samples, torch.stack(xs))
+
+def decoded_images(
+    path:Path, # a folder with one subfolder of images per class (exactly two classes)
+    size:int=180, # side the images are resized to (aspect ratio not kept, as in the book)
+    workers:int=0, # threads that decode (0 or 1: one)
+)->DecodedImages:
+    "Every image under `path`, decoded and resized once and kept in memory (the last 4 folders are cached)"
+    path = Path(path)
+    if not path.is_dir(): raise FileNotFoundError(f"{path} is not a folder; pass a folder with one subfolder per class")
+    return _decode(str(path.resolve()), size, workers)
+
 def keras_loader(
     path:Path, # a folder with one subfolder of images per class (exactly two classes)
     size:int=180, # side the images are resized to (aspect ratio not kept, as in the book)
     bs:int=32, # batch size
     shuffle:bool=False, # reshuffle every epoch? (True for training)
-    workers:int=0, # DataLoader worker processes
+    workers:int=0, # threads that decode the images, once
 )->torch.utils.data.DataLoader:
     "A PyTorch DataLoader of channels-last 0–255 float images and (N,1) float labels, for a Keras binary classifier"
-    from torchvision.datasets import ImageFolder
-    from torchvision import transforms as T
-    path = Path(path)
-    if not path.is_dir(): raise FileNotFoundError(f"{path} is not a folder; pass a folder with one subfolder per class")
-    ds = ImageFolder(path, transform=T.Compose([T.Resize((size, size)), T.PILToTensor()]))
-    if len(ds.classes) != 2: raise ValueError(f"{path} has {len(ds.classes)} class folders {ds.classes}; a binary model needs exactly 2")
-    return torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=shuffle, num_workers=workers, collate_fn=_keras_collate)
+    return torch.utils.data.DataLoader(decoded_images(path, size, workers), batch_size=bs, shuffle=shuffle, collate_fn=_keras_collate)
 
 # %% ../nbs/09_keras_augmentation.ipynb #aa1eb824
 @dataclass
@@ -309,6 +332,8 @@ class ConvnetRun:
     test_acc:float = None # test accuracy of the best checkpoint
     secs_per_epoch:float = None # wall time of `fit` divided by `epochs`
     test_hits:pd.Series = field(default=None, repr=False) # 1 if the best checkpoint got the test image right, else 0; by file
+    train_hits:pd.Series = field(default=None, repr=False) # the last epoch's weights on the training images, unaugmented: 1/0 by file
+    valid_hits:pd.Series = field(default=None, repr=False) # the last epoch's weights on the validation images: 1/0 by file
 
 # %% ../nbs/09_keras_augmentation.ipynb #68fc2e07
 def fit_convnet(
@@ -316,7 +341,7 @@ def fit_convnet(
     path:Path, # dataset root holding `train/`, `validation/` and `test/`
     epochs:int=30, # training epochs
     bs:int=32, # batch size
-    workers:int=0, # DataLoader worker processes
+    workers:int=0, # threads that decode the images (once)
     folder:Path=None, # checkpoint folder (default: `cache_dir()/'keras'`; the file is named after the model and this process)
     verbose:int=2, # Keras's verbosity: 0 silent, 2 one line per epoch
 )->ConvnetRun:
@@ -331,14 +356,16 @@ def fit_convnet(
                      shuffle=False, # the DataLoader shuffles
                      callbacks=[keras.callbacks.ModelCheckpoint(ckpt, save_best_only=True, monitor='val_loss')])
     secs = (time.perf_counter()-start) / epochs
-    best,test = keras.models.load_model(ckpt),load('test')
-    test_loss,test_acc = best.evaluate(test, verbose=0)
-    ds = test.dataset
-    hits = pd.Series(((best.predict(test, verbose=0)[:,0] > 0.5) == np.array(ds.targets, bool)).astype(int),
-                     index=[Path(f).relative_to(path/'test').as_posix() for f,_ in ds.samples], name=model.name)
+    def hits(m, split): # 1/0 per image of `split`, by file, with augmentation and dropout off
+        dl = load(split); ds = dl.dataset
+        return pd.Series(((m.predict(dl, verbose=0)[:,0] > 0.5) == np.array(ds.targets, bool)).astype(int),
+                         index=[Path(f).relative_to(path/split).as_posix() for f,_ in ds.samples], name=model.name)
+    last = hits(model, 'train'), hits(model, 'validation') # the last epoch's weights, before the checkpoint is loaded
+    best = keras.models.load_model(ckpt)
+    test_loss,test_acc = best.evaluate(load('test'), verbose=0)
     h = hist.history
     return ConvnetRun(model.name, size, epochs, model.count_params(), h, ckpt, int(np.argmin(h['val_loss']))+1,
-                      float(test_loss), float(test_acc), secs, hits)
+                      float(test_loss), float(test_acc), secs, hits(best, 'test'), *last)
 
 # %% ../nbs/09_keras_augmentation.ipynb #0f1ccbdb
 def plot_convnet_run(
@@ -397,41 +424,77 @@ def run_row(
     return dict(method=method, px=run.size, epochs=str(run.epochs), params=run.params, test_acc=run.test_acc, secs_per_epoch=run.secs_per_epoch)
 
 # %% ../nbs/09_keras_augmentation.ipynb #1b2c3d4e
+def joint_verdict(
+    verdicts:list, # one verdict per part of a lesson (`verdict`'s values)
+)->str:
+    "`contradicted` if any part is, `shown` if every part is, else `can't tell`"
+    if not verdicts or any(v not in VERDICTS for v in verdicts): raise ValueError(f"need verdicts from {VERDICTS}, got {verdicts}")
+    return 'contradicted' if 'contradicted' in verdicts else 'shown' if all(v == 'shown' for v in verdicts) else "can't tell"
+
+def gap_interval(
+    a:"ConvnetRun", # a run with `train_hits` and `valid_hits` (the last epoch's weights)
+    b:"ConvnetRun"=None, # another run on the same images: the result is a's gap minus b's
+    n:int=2000, # bootstrap resamples
+    level:float=0.95, # the interval's coverage
+    seed:int=0, # seed of the resampling
+)->tuple:
+    "Training minus validation accuracy of `a` (minus `b`'s), and its bootstrap interval over the images: `(gap, lo, hi)`"
+    for r in (a,) if b is None else (a, b):
+        if r.train_hits is None or r.valid_hits is None: raise ValueError(f"{r.name} has no train_hits or valid_hits: fit it with `fit_convnet`")
+    def arr(r, k, idx):
+        h = getattr(r, k)
+        if set(h.index) != set(idx): raise ValueError(f"{a.name} and {r.name} were scored on different {k[:-5]} images")
+        return h.reindex(idx).to_numpy(float)
+    ti, vi = a.train_hits.index, a.valid_hits.index
+    ta, va = arr(a, 'train_hits', ti), arr(a, 'valid_hits', vi)
+    tb, vb = (arr(b, 'train_hits', ti), arr(b, 'valid_hits', vi)) if b is not None else (0*ta, 0*va)
+    rng = np.random.default_rng(seed)
+    it, iv = np.vstack([np.arange(len(ta)), rng.integers(0, len(ta), (n, len(ta)))]), np.vstack([np.arange(len(va)), rng.integers(0, len(va), (n, len(va)))])
+    g = (ta[it].mean(1) - va[iv].mean(1)) - (tb[it].mean(1) - vb[iv].mean(1)) # row 0: the images as they are
+    lo, hi = np.quantile(g[1:], [(1-level)/2, (1+level)/2])
+    return float(g[0]), float(lo), float(hi)
+
 class KerasLesson(NamedTuple):
-    "The three parts of the chapter's lesson, measured on one run, and the `Lesson check:` line"
-    overfits:bool # did the plain convnet overfit?
-    aug_helps:bool # did augmentation + dropout narrow the gap and win on test beyond the spread?
-    tuned_wins:bool # did the fine-tuned model beat both beyond the spread?
+    "The parts of DLwP's lesson measured on one run, each a verdict, and the `Lesson check:` line"
+    overfits:str # the plain convnet's train − validation accuracy is above 0
+    narrows:str # augmentation + dropout make that gap smaller
+    lifts:str # augmentation + dropout raise test accuracy
+    tuned_wins:str # the pretrained model beats both on test (None: not checked)
     line:str # the one-line verdict
     @property
-    def shown(self)->bool: return self.overfits and self.aug_helps and self.tuned_wins
+    def verdict(self)->str: return joint_verdict([v for v in self[:4] if v is not None])
+    @property
+    def shown(self)->bool: return self.verdict == 'shown'
 
 def _diff(a:pd.Series, b:pd.Series, seed:int)->tuple:
-    "Paired bootstrap of accuracy `a` − `b` over the same test images: `(lower end, text)`"
+    "Paired bootstrap of accuracy `a` − `b` over the same test images: `(verdict, text)`"
     if set(a.index) != set(b.index): raise ValueError(f"{a.name} and {b.name} were scored on different test images; score both on the same folder")
     d,lo,hi = bootstrap_diff(a.to_numpy(), b.reindex(a.index).to_numpy(), seed=seed)
-    return lo, f"{d*100:+.1f} points (95% interval {lo*100:+.1f} to {hi*100:+.1f})"
+    return verdict(lo, hi), f"{d*100:+.1f} points (95% interval {lo*100:+.1f} to {hi*100:+.1f})"
 
 def keras_lesson(
     plain:ConvnetRun, # the convnet trained without augmentation
     augmented:ConvnetRun, # the same convnet with augmentation + dropout
-    tuned_hits:pd.Series, # the fine-tuned model's hits on the same test images (`fastai_test_hits`)
-    tuned_name:str='fastai', # how the line names the fine-tuned model
-    min_gap:float=0.15, # train − val accuracy that counts as overfitting
-    early:float=0.75, # the lowest val_loss must come within this fraction of the epochs
-    last:int=3, # final epochs averaged by `overfit_gap`
-    seed:int=0, # seed of the bootstrap
+    tuned_hits:pd.Series=None, # a pretrained model's hits on the same test images: checks "beats both" (full mode)
+    tuned_name:str='the pretrained model', # how the line names it
+    seed:int=0, # seed of the bootstraps
 )->KerasLesson:
-    "Measure DLwP's lesson on one run: the plain convnet overfits, augmentation helps, fine-tuning beats both"
-    gp,ga = overfit_gap(plain.history, last),overfit_gap(augmented.history, last)
-    (alo,atxt),(tlo_a,ttxt_a),(tlo_p,ttxt_p) = (_diff(a, b, seed) for a,b in ((augmented.test_hits, plain.test_hits),
-                                                  (tuned_hits, augmented.test_hits), (tuned_hits, plain.test_hits)))
-    ok = (gp >= min_gap and plain.best_epoch <= early*plain.epochs, ga < gp and alo > 0, tlo_a > 0 and tlo_p > 0)
-    yes = ['yes' if o else 'no' for o in ok]
-    numbers = (f"plain convnet train − val accuracy {gp:.2f} over its last {last} epochs, lowest val_loss at epoch "
-               f"{plain.best_epoch} of {plain.epochs} (overfits: {yes[0]}); with augmentation + dropout the gap is "
-               f"{ga:.2f} and test accuracy {plain.test_acc:.1%} → {augmented.test_acc:.1%}, {atxt} (helps: {yes[1]}); "
-               f"{tuned_name} {tuned_hits.mean():.1%}, {ttxt_a} over the augmented and {ttxt_p} over the plain convnet "
-               f"(beats both: {yes[2]}); {len(plain.test_hits)} test images, paired bootstrap")
-    return KerasLesson(*ok, lesson_check("a from-scratch convnet overfits, augmentation + dropout narrow the gap and lift "
-                                         "test accuracy, a fine-tuned pretrained model beats both", numbers, all(ok)))
+    "Measure DLwP's lesson on one run: a from-scratch convnet overfits; augmentation + dropout narrow the gap and lift test accuracy"
+    g, glo, ghi = gap_interval(plain, seed=seed)
+    ga = gap_interval(augmented, seed=seed)[0]
+    n, nlo, nhi = gap_interval(plain, augmented, seed=seed)
+    (lv, ltxt) = _diff(augmented.test_hits, plain.test_hits, seed)
+    v = [verdict(glo, ghi), verdict(nlo, nhi), lv, None]
+    numbers = (f"plain convnet, last epoch: train − validation accuracy {g:+.2f} (95% interval {glo:+.2f} to {ghi:+.2f}): "
+               f"{v[0]}, lowest val_loss at epoch {plain.best_epoch} of {plain.epochs}; with augmentation + dropout the gap "
+               f"is {ga:+.2f}, {n:+.2f} narrower ({nlo:+.2f} to {nhi:+.2f}): {v[1]}; test accuracy {plain.test_acc:.1%} → "
+               f"{augmented.test_acc:.1%}, {ltxt}: {v[2]}")
+    lesson, source = ("a convnet trained from scratch on a small data set overfits; augmentation + dropout narrow the gap "
+                      "and raise test accuracy", 'DLwP ch. 8; seed 002')
+    if tuned_hits is not None:
+        (va_, ta_), (vp_, tp_) = _diff(tuned_hits, augmented.test_hits, seed), _diff(tuned_hits, plain.test_hits, seed)
+        v[3] = joint_verdict([va_, vp_])
+        numbers += f"; {tuned_name} {tuned_hits.mean():.1%}, {ta_} over the augmented and {tp_} over the plain convnet: {v[3]}"
+        lesson += "; a pretrained network beats both"
+    numbers += f"; {len(plain.test_hits)} test images, bootstrap over images"
+    return KerasLesson(*v, lesson_check(lesson, numbers, joint_verdict([x for x in v if x is not None]), source=source))

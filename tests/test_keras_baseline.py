@@ -1,4 +1,4 @@
-"Keras chapter (09): lazy, TensorFlow-free Keras, clear errors, the toy cats vs dogs drawn once, an offline fallback, checkpoints outside the working folder, an honest lesson check"
+"Keras chapter (09): lazy, TensorFlow-free Keras, clear errors, the toy cats vs dogs drawn once, an offline fallback, checkpoints outside the working folder, images decoded once, a three-verdict lesson check"
 import os, re, subprocess, sys, textwrap
 import numpy as np, pandas as pd
 from pathlib import Path
@@ -101,6 +101,13 @@ def test_loader_errors(tmp_path, split):
     xb,yb = next(iter(kb.keras_loader(split/'train', size=80, bs=3)))
     assert tuple(xb.shape) == (3, 80, 80, 3) and tuple(yb.shape) == (3, 1) and float(xb.max()) > 1
 
+def test_loader_decodes_once(split):
+    a = kb.keras_loader(split/'train', size=80, bs=3, shuffle=True)
+    b = kb.keras_loader(split/'train', size=80, bs=8)
+    assert a.dataset is b.dataset and a.dataset.x.dtype == __import__('torch').uint8 and tuple(a.dataset.x.shape) == (8, 3, 80, 80)
+    assert a.dataset.classes == ['cat', 'dog'] and a.dataset.targets == [0]*4 + [1]*4
+    assert kb.keras_loader(split/'train', size=40).dataset is not a.dataset  # another size: decoded again
+
 def test_convnet_sizes():
     assert kb.convnet_side(180) == 7 and kb.min_convnet_size() == 78
 
@@ -113,26 +120,41 @@ def test_convnet_options():
     assert np.array_equal(w, kb.make_convnet(78, filters=(4, 4, 8, 8, 8), seed=3).get_weights()[0])  # same seed, same start
     with pytest.raises(ValueError, match='5 convolutions'): kb.make_convnet(78, filters=(4, 4))
 
-def _hits(ones, n=100, name='h'): return pd.Series([1]*ones + [0]*(n-ones), index=[f'cat/{i}.jpg' for i in range(n)], name=name)
+def _hits(ones, n=100, name='h', prefix='cat/'): return pd.Series([1]*ones + [0]*(n-ones), index=[f'{prefix}{i}.jpg' for i in range(n)], name=name)
 
-def _run(ones, acc, val, best):
-    return kb.ConvnetRun('r', 78, len(acc), 1, dict(accuracy=acc, val_accuracy=val), best_epoch=best, test_acc=ones/100, test_hits=_hits(ones))
+def _run(test, train, valid, best=2):
+    "A run with `test`, `train` and `valid` of 100 images right"
+    return kb.ConvnetRun('r', 78, 4, 1, dict(accuracy=[0.5]*4, val_accuracy=[0.5]*4), best_epoch=best, test_acc=test/100,
+                         test_hits=_hits(test), train_hits=_hits(train, prefix='tr/'), valid_hits=_hits(valid, prefix='va/'))
 
 def test_overfit_gap():
     assert abs(kb.overfit_gap(dict(accuracy=[0.5, 0.9, 1.0], val_accuracy=[0.5, 0.7, 0.6]), last=2) - 0.3) < 1e-9
     with pytest.raises(ValueError, match='at least 1'): kb.overfit_gap(dict(accuracy=[0.5], val_accuracy=[]))
 
-def test_lesson_check_needs_every_part_beyond_the_spread():
-    plain = _run(60, [0.6, 0.9, 1.0, 1.0], [0.6, 0.7, 0.7, 0.7], 2)
-    aug = _run(85, [0.6, 0.8, 0.8, 0.8], [0.6, 0.75, 0.8, 0.8], 4)
-    good = kb.keras_lesson(plain, aug, _hits(98), 'fastai x')
-    assert good.shown and good.line.startswith('Lesson check: ') and good.line.endswith('→ shown') and 'fastai x 98.0%' in good.line
-    assert not kb.keras_lesson(plain, aug, _hits(86)).tuned_wins  # one point above: inside the spread
-    late = _run(60, [0.6, 0.9, 1.0, 1.0], [0.6, 0.7, 0.7, 0.7], 4)  # lowest val_loss in the last epoch: not overfitting yet
-    assert not kb.keras_lesson(late, aug, _hits(98)).overfits
-    same = kb.keras_lesson(plain, plain, _hits(98))
-    assert not same.aug_helps and not same.shown and same.line.endswith('→ not shown')
+def test_gap_interval():
+    g, lo, hi = kb.gap_interval(_run(60, 100, 60))
+    assert g == pytest.approx(0.4) and 0 < lo < g < hi
+    d, lo, hi = kb.gap_interval(_run(60, 100, 60), _run(85, 85, 80))
+    assert d == pytest.approx(0.35) and lo > 0
+    assert kb.gap_interval(_run(60, 100, 60), _run(60, 100, 60))[1:] == (0.0, 0.0)  # a run against itself: exactly no change
+    bare = kb.ConvnetRun('b', 78, 1, 1, {}, test_hits=_hits(50))
+    with pytest.raises(ValueError, match='no train_hits'): kb.gap_interval(bare)
+
+def test_lesson_check_has_three_verdicts():
+    plain, aug = _run(60, 100, 60), _run(85, 85, 80)
+    good = kb.keras_lesson(plain, aug)
+    assert (good.overfits, good.narrows, good.lifts, good.tuned_wins) == ('shown', 'shown', 'shown', None)
+    assert good.line.startswith('Lesson check: ') and good.line.endswith('→ shown') and '(DLwP ch. 8; seed 002)' in good.line
+    assert 'beats both' not in good.line  # only checked with a pretrained model's hits (full mode)
+    full = kb.keras_lesson(plain, aug, _hits(98), 'fastai x')
+    assert full.tuned_wins == 'shown' and 'fastai x 98.0%' in full.line and 'beats both' in full.line
+    assert kb.keras_lesson(plain, aug, _hits(86)).tuned_wins == "can't tell"  # one point above: inside the spread
+    same = kb.keras_lesson(plain, plain)
+    assert same.narrows == "can't tell" and same.lifts == "can't tell" and same.line.endswith("→ can't tell")
+    assert kb.keras_lesson(aug, plain).line.endswith('→ contradicted')  # wider gap and lower test accuracy with "augmentation"
     with pytest.raises(ValueError, match='different test images'): kb.keras_lesson(plain, aug, _hits(98).rename(lambda i: 'x'+i))
+    assert kb.joint_verdict(['shown', 'shown']) == 'shown' and kb.joint_verdict(["can't tell", 'contradicted']) == 'contradicted'
+    with pytest.raises(ValueError, match='need verdicts'): kb.joint_verdict([])
 
 def test_comparison_table():
     rows = [dict(method='a', px=78, epochs='2', params=10, test_acc=0.5, secs_per_epoch=1.0),
@@ -153,6 +175,7 @@ def test_fit_without_tensorflow_and_outside_cwd(tmp_path, split):
         run = fit_convnet(make_convnet(78, augment=True, dropout=0.5, name='t'), {str(split)!r}, epochs=1, bs=4, verbose=0)
         tf = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras')]
         assert len(run.test_hits) == 8 and abs(run.test_hits.mean() - run.test_acc) < 1e-6
+        assert len(run.train_hits) == 8 and len(run.valid_hits) == 8
         print(run.checkpoint, run.test_acc, len(run.history['loss']), tf)
     """)
     env = {**os.environ, 'KIMCHI_CACHE': str(cache), 'PYTHONWARNINGS': 'ignore'}
