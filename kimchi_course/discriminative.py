@@ -83,7 +83,8 @@ def plot_group_moves(
     if ax is None: _,ax = plt.subplots(figsize=(6.4, 3.6))
     moved.plot.bar(ax=ax, logy=True, rot=0)
     ax.set_xlabel('parameter group: modules'); ax.set_ylabel('‖Δw‖ / ‖w‖ (log scale)')
-    ax.legend(fontsize='small'); return ax.figure
+    ax.legend(fontsize='small', loc='upper left', bbox_to_anchor=(1, 1)) # beside the bars, never over them
+    return ax.figure
 
 # %% ../nbs/06_discriminative_lrs.ipynb #f4536a51
 def move_ratio(
