@@ -7,10 +7,10 @@ Docs: https://kimchi-course.github.io/kimchi-course/deploy.html.md"""
 # %% auto #0
 __all__ = ['EXIT_STATUS', 'SPACE_APP', 'SPACE_README', 'photo_zoo', 'expand_images', 'top_k', 'iter_predictions',
            'format_prediction', 'time_predictions', 'predict_cli', 'label_probs', 'toy_examples', 'build_app',
-           'serve_app', 'add_app_cmds', 'write_space']
+           'share_blocked', 'app_address', 'serve_app', 'add_app_cmds', 'write_space']
 
 # %% ../nbs/11_deploy.ipynb #5fe9e563
-import os, sys, json, time, shutil, hashlib, argparse, importlib.metadata
+import os, sys, json, time, socket, shutil, hashlib, argparse, importlib.metadata
 from itertools import chain
 from pathlib import Path
 import torch
@@ -217,16 +217,52 @@ def build_app(
     return demo
 
 # %% ../nbs/11_deploy.ipynb #a9e4f0d2
+def share_blocked(
+    timeout:float=3, # seconds to wait for Gradio's share server to accept a connection
+)->str:
+    "Why Gradio's share server can't be reached from this machine, in a few words; '' when it answers"
+    from urllib.parse import urlparse
+    try: from gradio.networking import GRADIO_API_SERVER # where Gradio asks for a share link
+    except ImportError: return '' # another Gradio: let it try
+    try: socket.create_connection((urlparse(GRADIO_API_SERVER).hostname, 443), timeout=timeout).close(); return ''
+    except OSError as e: return f"Gradio's share server can't be reached from this machine ({type(e).__name__}: {e})"
+
+def app_address(
+    local:str, # the address the server listens on, e.g. http://127.0.0.1:7860/
+    share:str=None, # the share link, when there is one
+    colab:bool=False, # on Colab, whose browser can't open `local`
+    why:str='', # why there is no share link, when one was wanted
+)->str:
+    "Where to open the app, in words: the share link if there is one, else the local address and what it reaches"
+    if share: return (f"{share}, a Gradio share link: open it in your browser; anyone who has the link can use the app while it runs "
+                      f"(on this machine it is also at {local})")
+    if not colab: return f"{local} (a browser on this machine can open it)"
+    port = local.rstrip('/').rsplit(':', 1)[-1]
+    return (f"{local} only, which your browser can't open from Colab: no share link ({why or 'turned off'}); in a notebook cell, "
+            f"`from google.colab import output; output.serve_kernel_port_as_window({port})` opens it through Colab's proxy")
+
 def serve_app(
     model, # a `KimchiModel` or a model file
     host:str='127.0.0.1', # the address to listen on ('0.0.0.0': every network interface of this machine)
     port:int=7860, # the port
     max_file_size:float=10, # largest upload in MB; Gradio refuses bigger files before our code sees them
     examples=None, # example photos (default: a few toy-kimchi images)
+    share:bool=None, # also serve through a Gradio share link (default: on Colab, `in_colab()`)
+    block:bool=True, # wait here until interrupted (Ctrl+C); `False`: return the running app
+    name:str='the app', # what the printed line calls it (the CLI: the model file)
 ):
-    "Serve `build_app(model)` at http://host:port until interrupted"
-    build_app(model, examples=toy_examples() if examples is None else examples).launch(
-        server_name=host, server_port=port, max_file_size=f'{max_file_size}mb')
+    "Serve `build_app(model)` at http://host:port (on Colab through a Gradio share link) and print where to open it"
+    demo = build_app(model, examples=toy_examples() if examples is None else examples)
+    colab = in_colab()
+    share = colab if share is None else share
+    why = share_blocked() if share else ''
+    demo.launch(server_name=host, server_port=port, max_file_size=f'{max_file_size}mb', share=bool(share and not why),
+                prevent_thread_lock=True, quiet=True, inline=False)
+    if share and not why and not demo.share_url: why = 'Gradio could not make one; its message is above'
+    print(f"kimchi-course app: serving {name} at {app_address(demo.local_url, demo.share_url, colab or share, why)}"
+          f"{'. Ctrl+C stops it.' if block else ''}", flush=True)
+    if block: demo.block_thread()
+    return demo
 
 def _predict_cmd(a): return predict_cli(a.model, a.images, a.top_k, a.json, a.bs)
 
@@ -234,8 +270,7 @@ def _app_cmd(a):
     "`kimchi-course app`: serve the app; 2 (and one line) if Gradio or the model is missing"
     try: _gradio(); m = load_model(a.model)
     except (ModuleNotFoundError, FileNotFoundError, ValueError) as e: sys.stderr.write(f"kimchi-course app: error: {e}\n"); return 2
-    print(f"kimchi-course app: serving {a.model} at http://{a.host}:{a.port} (Ctrl+C stops it)", flush=True)
-    serve_app(m, a.host, a.port, a.max_file_size)
+    serve_app(m, a.host, a.port, a.max_file_size, share=a.share, name=a.model)
     return 0
 
 def add_app_cmds(
@@ -261,6 +296,8 @@ def add_app_cmds(
     a.add_argument('--host', default='127.0.0.1', help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for every interface)")
     a.add_argument('--port', type=positive_int, default=7860, help='port (default: 7860)')
     a.add_argument('--max-file-size', type=positive_int, default=10, help='largest upload in MB (default: 10)')
+    a.add_argument('--share', action=argparse.BooleanOptionalAction, default=None,
+                   help="also serve through a Gradio share link that any browser can open (default: on Colab only)")
     a.set_defaults(func=_app_cmd)
 
 # %% ../nbs/11_deploy.ipynb #cd47c039
