@@ -67,20 +67,23 @@ def size_rule(
     what:str='the photos', # the source, for the reasons ('the open data')
     max_up:float=2., # the most the rule enlarges a photo
 )->Sizes:
-    "Full-mode sizes for photos with short side `side`: fastbook's 460 → 224 where that enlarges them at most `max_up`×, else smaller"
+    "Full-mode sizes for photos of short side `side`: fastbook's 460 → 224, or smaller where that would enlarge them over `max_up`×"
     pre, size = FULL_SIZES
     if not side: return Sizes(pre, size, {})
     if side*max_up >= pre:
-        return Sizes(pre, size, {k:f"{what}: {side:.0f} px photos, large enough for fastbook's {pre} → {size}" for k in ('presize', 'size')})
+        why = f"{what}: {side:.0f} px photos, large enough for fastbook's {pre} → {size}"
+        return Sizes(pre, size, dict(presize=why, size=why))
     p = max(64, int(side*max_up)); z = max(64, min(size, p//32*32)); p = max(p, z)
-    return Sizes(p, z, dict(presize=f"{what}: {side:.0f} px photos, enlarged at most {max_up:g}× (460 would be {pre/side:.1f}×)",
-                            size=f"{what}: {side:.0f} px photos; the presize, to a multiple of 32 (224 would be {size/side:.1f}×)"))
+    return Sizes(p, z, dict(
+        presize=f"{what}: {side:.0f} px photos, enlarged at most {max_up:g}× (460 would be {pre/side:.1f}×)",
+        size=f"{what}: {side:.0f} px photos; the presize, to a multiple of 32 (224 would be {size/side:.1f}×)"))
 
 # %% ../nbs/00_core.ipynb #f1efdf47
 class CourseSettings:
-    "The mode, device and values a chapter runs with; attributes, plus a table in notebooks (with a reason where a value was derived)"
+    "The mode, device and values a chapter runs with; attributes, plus a table in notebooks (with the reasons for derived values)"
     def __init__(self, mode:str, device:str, values:dict, overridden:tuple=(), why:dict=None):
-        self.mode,self.device,self._keys,self.overridden,self.why = mode,device,list(values),tuple(overridden),dict(why or {})
+        self.mode,self.device,self._keys,self.overridden = mode,device,list(values),tuple(overridden)
+        self.why = dict(why or {}) # setting -> why it has its value (full mode's derived sizes)
         for k,v in values.items(): setattr(self, k, v)
     @property
     def smoke(self)->bool: return self.mode=='smoke'
@@ -100,7 +103,7 @@ def _pick(v, mode):
     return v[mode] if isinstance(v, dict) and set(v)==set(MODES) else v
 
 def _photos(photos, env)->tuple:
-    "`(side, what)` from `photos`: a number, a `(side, what)` pair, or a function of the environment that returns one (or `None`)"
+    "`(side, what)` from `photos`: a number, a `(side, what)` pair, or a function of the environment returning one (or `None`)"
     if callable(photos): photos = photos(env)
     if photos is None: return None, None
     return (photos, 'the photos') if isinstance(photos, (int, float)) else tuple(photos)
@@ -108,10 +111,10 @@ def _photos(photos, env)->tuple:
 def course_settings(
     mode:str=None, # 'smoke' or 'full' (default: `course_mode()`)
     env:dict=None, # environment to read `KIMCHI_SETTINGS` from (default: `os.environ`)
-    photos=None, # full mode: the source's photo size, for `size_rule`: a number, `(side, what)`, or a function of `env` (`open_data.source_photos`)
+    photos=None, # full mode: the photos' size for `size_rule`: a number, `(side, what)`, or a function of `env` (`source_photos`)
     **overrides, # extra or changed values; a `dict(smoke=…, full=…)` is picked by mode
 )->CourseSettings:
-    "The settings a chapter runs with: the mode's values (full mode: sizes from the source's `photos`), the chapter's `overrides`, then `KIMCHI_SETTINGS`"
+    "A chapter's settings: the mode's values (full mode: sizes from `photos`), the chapter's `overrides`, then `KIMCHI_SETTINGS`"
     mode = mode or course_mode()
     if mode not in MODES: raise ValueError(f"mode={mode!r} is not a mode; use one of {', '.join(MODES)}")
     vals, why = {**MODE_VALUES[mode], **{k:_pick(v, mode) for k,v in overrides.items()}}, {}
@@ -121,7 +124,8 @@ def course_settings(
             if k not in overrides and k in rule.why: vals[k], why[k] = getattr(rule, k), rule.why[k]
     env_vals = settings_from_env(vals, env)
     for k in set(why) & set(env_vals): why[k] = f"the rule's value is {vals[k]} ({why[k]})"
-    return CourseSettings(mode, 'cuda' if torch.cuda.is_available() else 'cpu', {**vals, **env_vals}, tuple(env_vals), why)
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    return CourseSettings(mode, device, {**vals, **env_vals}, tuple(env_vals), why)
 
 # %% ../nbs/00_core.ipynb #617fea1a
 CHAPTER_SETTINGS = ('archs', 'aug', 'base_lr', 'bench', 'bench_bs', 'bench_epochs', 'bench_lr', 'bench_n', 'bench_steps',
@@ -139,7 +143,7 @@ def _setting_value(key:str, raw:str, like):
     "`raw` read as the type of `like` (the setting's current value), or `ValueError` naming the setting"
     low = raw.strip().lower()
     try:
-        if isinstance(like, bool) or (like is None and low in _TRUE+_FALSE):
+        if isinstance(like, bool) or (like is None and low in _TRUE+_FALSE and not low.isdigit()): # '1' alone: a number
             if low not in _TRUE+_FALSE: raise ValueError
             return low in _TRUE
         if isinstance(like, int): return int(raw)
@@ -448,7 +452,8 @@ def bootstrap_mean(
     "Accuracy and its bootstrap interval: `(accuracy, lo, hi)`"
     a = np.asarray(hits, dtype=float)
     if a.ndim != 1 or not len(a): raise ValueError(f"hits must be one 1/0 per image; got shape {a.shape}")
-    lo, hi = np.quantile(a[np.random.default_rng(seed).integers(0, len(a), (n, len(a)))].mean(1), [(1-level)/2, (1+level)/2])
+    means = a[np.random.default_rng(seed).integers(0, len(a), (n, len(a)))].mean(1)
+    lo, hi = np.quantile(means, [(1-level)/2, (1+level)/2])
     return float(a.mean()), float(lo), float(hi)
 
 def bootstrap_gap(
@@ -460,7 +465,8 @@ def bootstrap_gap(
 )->tuple:
     "Difference of means `mean(xs) − mean(ys)` of two independent groups and its bootstrap interval: `(diff, lo, hi)`"
     a, b = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
-    if a.ndim != 1 or b.ndim != 1 or not len(a) or not len(b): raise ValueError(f"xs and ys must each be a non-empty list of numbers; got shapes {a.shape} and {b.shape}")
+    if a.ndim != 1 or b.ndim != 1 or not len(a) or not len(b):
+        raise ValueError(f"xs and ys must each be a non-empty list of numbers; got shapes {a.shape} and {b.shape}")
     r = np.random.default_rng(seed)
     d = a[r.integers(0, len(a), (n, len(a)))].mean(1) - b[r.integers(0, len(b), (n, len(b)))].mean(1)
     lo, hi = np.quantile(d, [(1-level)/2, (1+level)/2])

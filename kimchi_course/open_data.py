@@ -239,10 +239,12 @@ def photo_size(
     if p.is_dir() and parquet_files(p): sides = _parquet_sides(p, n)
     elif p.is_file() and zipfile.is_zipfile(p):
         with zipfile.ZipFile(p) as z:
-            infos = [i for i in z.infolist() if Path(i.filename).suffix.lower() in IMAGE_SUFFIXES and '__MACOSX' not in i.filename]
+            infos = [i for i in z.infolist() if Path(i.filename).suffix.lower() in IMAGE_SUFFIXES
+                     and '__MACOSX' not in i.filename]
             sides = [_short_side(z.open(i)) for i in _spread(infos, n)]
     elif p.is_dir():
-        sides = [_short_side(f) for f in _spread(sorted(f for f in p.rglob('*') if f.suffix.lower() in IMAGE_SUFFIXES), n)]
+        files = sorted(f for f in p.rglob('*') if f.suffix.lower() in IMAGE_SUFFIXES)
+        sides = [_short_side(f) for f in _spread(files, n)]
     else: sides = [] # a tar, or nothing there: not measured
     sides = sorted(o for o in sides if o)
     return sides[len(sides)//2] if sides else None
@@ -251,7 +253,7 @@ def photo_size(
 def source_photos(
     env:dict=None, # environment to read the source from, as chapter 01a's `data_source` does (default: `os.environ`)
 )->tuple:
-    "`(short side, what)` of the photos full mode trains on (`KIMCHI_SOURCE`, `KIMCHI_DATA`, else this dataset), or `None` (toy-kimchi)"
+    "`(short side, what)` of the photos full mode trains on (in `data_source`'s order), or `None` for toy-kimchi"
     env = os.environ if env is None else env
     forced, data = env.get('KIMCHI_SOURCE', '').strip().lower(), env.get('KIMCHI_DATA', '').strip()
     if forced == 'toy': return None
