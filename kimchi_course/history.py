@@ -143,7 +143,7 @@ def epoch_lesson(
                f"{held[1]:+.3f} to {held[2]:+.3f}: {'fell' if v_held == 'contradicted' else 'held'}); reported: retrained "
                f"{np.mean(retrained_hits):.3f} vs the best epoch's {acc[chosen]:.3f} (epoch {chosen}; {re[0]:+.3f}, {re[1]:+.3f} to "
                f"{re[2]:+.3f}); {hits.shape[1]} validation images, paired bootstrap")
-    line = lesson_check("the valid loss turns up while the accuracy holds: the model grows overconfident before it gets worse",
+    line = lesson_check("the valid loss turns up while the accuracy holds, as the model grows overconfident before it gets worse",
                         numbers, v, source='seed 000; fastbook ch5')
     return dict(line=line, verdict=v, shown=v == 'shown', turned=turned, holds=holds, within=within, at_loss=at_loss, chosen=chosen,
                 rose=rose, held=held, retrained=re)
