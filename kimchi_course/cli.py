@@ -22,7 +22,7 @@ HF_SOURCE = 'hf' # the DATA word that names the open Hugging Face kimchi data
 def data_path(
     data, # a path, or `hf`: the open Hugging Face kimchi data
 )->Path:
-    "The path of `data`; `hf` is the open data's parquet folder: downloaded once, then the cached copy (`ConnectionError` offline without one)"
+    "The path of `data`; `hf`: the open data's parquet folder, downloaded once, then cached (offline without it: `ConnectionError`)"
     if str(data).strip().lower() != HF_SOURCE: return Path(data).expanduser()
     from kimchi_course.open_data import hf_download
     return hf_download()
@@ -40,7 +40,8 @@ def train_source(
     from kimchi_course.archives import extract_archive, _source_tag
     from kimchi_course.open_data import parquet_files, parquet_to_folders
     p = data_path(data)
-    if not p.exists(): raise FileNotFoundError(f"{p} does not exist; pass a zip/tar, a folder of class folders, a folder of the Hugging Face parquet files, or hf")
+    if not p.exists(): raise FileNotFoundError(f"{p} does not exist; pass a zip/tar, a folder of class folders, "
+                                               "a folder of the Hugging Face parquet files, or hf")
     dest = cache_dir()/'extracted'/_source_tag(p)
     if p.is_file(): return extract_archive(p, dest, verbose=False), f"{p.name} (an archive, extracted once into the course cache)"
     if parquet_files(p): return parquet_to_folders(p, dest, verbose=False)/'train', f"{p.name} (Hugging Face parquet files; their test split is kept apart)"
@@ -49,7 +50,7 @@ def train_source(
 def data_photos(
     data, # what `train_source` accepts
 )->tuple:
-    "`(short side, what)` of the photos in `data`, measured on a sample (for `course_settings(photos=...)`: full mode's sizes)"
+    "`(short side, what)` of the photos in `data`, measured on a sample: `course_settings(photos=...)` for full mode's sizes"
     from kimchi_course.open_data import photo_size, parquet_files
     p = data_path(data)
     return photo_size(p), ('the open data' if p.is_dir() and parquet_files(p) else p.name)
@@ -235,8 +236,8 @@ def train(
         if record_shards and D: res['train_shards'] = D.gather_objects(cb.trained_on)
         if rank: return res
         say('\n'.join(f'{k:>20}: {v:.4f}' for k,v in metrics.items()) + f"\n{'':>8}(on {res['n_valid']} validation images)")
-        held = score_held_out(learn, s, data=data, toy_per_class=getattr(s, 'test_per_class', None) or 20) # once, on the finished model
-        res.update(test=held._asdict() if held else None, test_line=held_out_line(held, metrics['accuracy'], res['n_valid']))
+        held = score_held_out(learn, s, data=data, toy_per_class=getattr(s, 'test_per_class', None) or 20) # once, when finished
+        res['test'], res['test_line'] = held._asdict() if held else None, held_out_line(held, metrics['accuracy'], res['n_valid'])
         say(f"held-out test split: {res['test_line']}")
         files = write_outputs(learn, out, res, s, preds, targs, command, also_pickle)
         say(f"trained in {seconds:.1f} s; wrote " + ', '.join(str(p) for p in files.values()))
@@ -318,7 +319,8 @@ def _positive_float(text:str)->float:
 
 def _train_cmd(a):
     data = data_path(a.data) # `hf`: fetched (or found in the cache) before anything else
-    s = train_settings(a.arch, a.epochs, a.freeze_epochs, a.size, a.presize, a.bs, a.lr, a.pretrained, a.seed, photos=lambda env: data_photos(data))
+    s = train_settings(a.arch, a.epochs, a.freeze_epochs, a.size, a.presize, a.bs, a.lr, a.pretrained, a.seed,
+                       photos=lambda env: data_photos(data)) # full mode: sizes from DATA's photos
     train(data, s, a.out, lr='find' if a.lr_find else None, per_class=a.per_class, also_pickle=a.also_pickle, record_shards=a.record_shards)
 
 def _add_train(sub):

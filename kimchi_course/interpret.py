@@ -190,18 +190,20 @@ def dish_shares(
 
 # %% ../nbs/03_first_model.ipynb #8b366dea
 class HeldOutScore(NamedTuple):
-    "A finished model's score on a held-out test split: which split, its size, the accuracy and its 95% bootstrap interval"
+    "A finished model's score on a held-out test split: which split, its size, the accuracy and its 95% interval"
     data:str; n:int; accuracy:float; lo:float; hi:float; synthetic:bool
     def __str__(self):
-        return f"test accuracy {self.accuracy:.3f} (95% interval {self.lo:.3f} to {self.hi:.3f}) on the {self.n} images of {self.data}"
+        return (f"test accuracy {self.accuracy:.3f} (95% interval {self.lo:.3f} to {self.hi:.3f}) "
+                f"on the {self.n} images of {self.data}")
 
 _TOY_TEST = 'the toy-kimchi test split (synthetic)'
 
 def _held_out(s, data=None, env=None, toy_per_class:int=20)->tuple:
-    "`(folder, name, synthetic)` of the test split of `data` (a path) or of the chapters' source; folder `None` where there is none"
+    "`(folder, name, synthetic)` of the test split of `data` (a path) or of the chapters' source (folder `None`: none)"
     if data is not None:
         p = Path(data).expanduser()
-        if p.is_dir() and parquet_files(p): return _hf_classes(p)/'test', f"the test split of {p.name} (Hugging Face parquet files)", False
+        if p.is_dir() and parquet_files(p):
+            return _hf_classes(p)/'test', f"the test split of {p.name} (Hugging Face parquet files)", False
         m = read_marker(p, TOY_MARKER) if p.is_dir() else None
         if m and m.get('dataset') == 'toy-kimchi':
             return make_toy_kimchi(n_per_class=toy_per_class, seed=m['args']['seed'], split='test'), _TOY_TEST, True
@@ -219,7 +221,7 @@ def score_held_out(
     env:dict=None, # environment to read the source from (default: `os.environ`)
     toy_per_class:int=20, # toy-kimchi test images per class (smoke mode)
 )->HeldOutScore:
-    "Score a finished learner on its data's held-out test split: numbers only, never the images (`None` where there is no test split)"
+    "Score a finished learner once on its data's held-out test split: numbers only, never the images (`None`: no split)"
     folder, name, synthetic = _held_out(s, data, env, toy_per_class)
     if folder is None: return None
     dest = cache_dir()/'presized-test'/f'{_source_tag(folder)}-{s.presize}'
@@ -235,10 +237,12 @@ def held_out_line(
     n_valid:int=None, # how many validation images it is measured on
 )->str:
     "One line: the test accuracy and its interval beside the peer's 89%, or that the data has no test split"
-    peer = f"{HF_PEER['what']} reports {HF_PEER['accuracy']:.0%} on the open data's test split ({HF_PEER['model']}, {HF_PEER['url']})"
+    peer = (f"{HF_PEER['what']} reports {HF_PEER['accuracy']:.0%} on the open data's test split "
+            f"({HF_PEER['model']}, {HF_PEER['url']})")
     if r is None: return ("no test split: this source has none of its own, so this run reports its validation accuracy only"
                           + (f" ({valid_acc:.3f} on {n_valid} validation images)" if valid_acc is not None else ''))
     if r.synthetic: return f"{r}; synthetic drawings, not comparable with the peer: {peer}"
     p = HF_PEER['accuracy']
-    where = 'above this interval (the peer did better)' if p > r.hi else 'below it (this model did better)' if p < r.lo else 'inside it (no difference this split can tell)'
+    where = ('above this interval (the peer did better)' if p > r.hi else 'below it (this model did better)' if p < r.lo
+             else 'inside it (no difference this split can tell)')
     return f"{r}; peer: {peer}: {p:.0%} lies {where}"
