@@ -106,3 +106,13 @@ def test_share_baselines_of_a_trained_learner(tiny_learner):
     assert np.allclose(b.own, t.cam_in_box.dropna(), atol=1e-4) and np.allclose(b.area, t.box_area[b.image])
     assert b[['own', 'other', 'area']].stack().between(0, 1 + 1e-6).all()
     assert len(share_baselines(vc, [None]*len(boxes), size)) == 0   # a source without boxes: nothing to measure
+
+def test_deepest_stage_follows_the_input_size():
+    "The overlays' stage: the deepest whose map has at least 4 × 4 cells, measured on a real resnet18 body"
+    body = create_vision_model(resnet18, 11, pretrained=False)[0].eval()
+    stages = dict(zip(['layer1', 'layer2', 'layer3', 'layer4'], body[4:8]))
+    picks = {}
+    for size in (32, 64, 128, 224):
+        acts = capture_activations(body, list(stages.values()), torch.randn(1, 3, size, size))
+        picks[size] = deepest_stage({k:tuple(a.shape[-2:]) for k,a in zip(stages, acts)})
+    assert picks == {32: 'layer2', 64: 'layer3', 128: 'layer4', 224: 'layer4'}
