@@ -128,13 +128,14 @@ def test_real_kernel_install_cell_and_directives(tmp_path):
     assert R.installed() == before # neither run installed or removed anything
 
 def test_a_hang_costs_its_timeout_and_its_processes(tmp_path):
-    "A chapter that never returns is stopped at its timeout, and the processes its kernel forked are killed"
+    "A chapter that never returns is stopped at its timeout, and what its kernel started is killed, even in a new session"
     import nbformat
-    nbformat.write(_nb(f"import os, time\npid = os.fork()\nif pid == 0: time.sleep(600)\n"
+    nbformat.write(_nb(f"import os, time\npid = os.fork()\nif pid == 0: os.setsid(); time.sleep(600)\n"
                        f"open({str(tmp_path/'child')!r}, 'w').write(str(pid)); time.sleep(600)"), tmp_path/'hang.ipynb')
     t = time.monotonic()
     r = R.run_chapter(tmp_path/'hang.ipynb', _safe_env(tmp_path), tmp_path/'logs', timeout=8)
     assert time.monotonic() - t < 60 and r['error'].startswith('TimeoutError') and r['cell'] == 1, r
+    assert len(r['left']) == 1 and 'ipykernel' in r['left'][0], r # the forked child, in its own session
     pid = int((tmp_path/'child').read_text())
     time.sleep(0.5)
     try: state = next(l for l in Path(f'/proc/{pid}/status').read_text().splitlines() if l.startswith('State:'))

@@ -181,6 +181,17 @@ def _kill_group(pgid):
     try: os.killpg(int(pgid), signal.SIGKILL)
     except (ProcessLookupError, PermissionError, ValueError, TypeError): pass
 
+def _kill_tagged(tag:str)->list:
+    "Kill every process whose environment carries `KIMCHI_REHEARSAL_TAG=tag` (a chapter's, even in its own session): their commands"
+    mark, out = f'KIMCHI_REHEARSAL_TAG={tag}'.encode(), []
+    for d in Path('/proc').glob('[0-9]*'):
+        try:
+            if int(d.name) == os.getpid() or mark not in (d/'environ').read_bytes().split(b'\0'): continue
+            cmd = (d/'cmdline').read_bytes().replace(b'\0', b' ').decode(errors='replace').strip()
+            os.kill(int(d.name), signal.SIGKILL); out.append(cmd[:120])
+        except (OSError, ValueError): pass
+    return out
+
 def _wait(p:subprocess.Popen, limit:float)->tuple:
     "Wait for `p` (killing its group after `limit` s): its exit code and the CPU seconds it and everything it reaped used"
     end = time.monotonic() + limit
@@ -208,16 +219,20 @@ def run_chapter(
     cmd = [sys.executable, str(ROOT/'tools'/'colab_run.py'), str(nb), '--cwd', str(cwd), '--result', str(out),
            '--timeout', str(timeout), '--skip', ','.join(skip), '--pidfile', str(pidf), '--probe']
     if upto_install: cmd += ['--upto-install']
-    t = time.perf_counter()
+    t, tag = time.perf_counter(), f'{os.getpid()}-{nb.stem}-{time.time_ns()}'
+    env = {**env, 'KIMCHI_REHEARSAL_TAG': tag} # inherited by everything the chapter starts: found and killed afterwards
     with open(log, 'w') as lf:
         p = subprocess.Popen(cmd, env=env, stdout=lf, stderr=subprocess.STDOUT, start_new_session=True)
         rc, cpu = _wait(p, timeout + 120) # the runner stops the kernel at `timeout`; this is for a runner that hangs
     if pidf.exists(): _kill_group(pidf.read_text().strip()) # anything the kernel left behind
+    time.sleep(0.5); left = _kill_tagged(tag) # and what escaped its process group (torchrun starts workers in new sessions)
     try: res = json.loads(out.read_text(encoding='utf-8'))
     except (OSError, ValueError):
         tail = [l for l in log.read_text(errors='replace').splitlines() if l.strip()][-1:] or ['no output']
         res = dict(ok=False, cell=None, error=f'the runner gave no result (exit {rc}): {tail[0][:200]}')
-    res['seconds'], res['cpu_s'] = round(time.perf_counter() - t, 1), round(cpu, 1)
+    res['seconds'], res['cpu_s'], res['left'] = round(time.perf_counter() - t, 1), round(cpu, 1), left
+    if left and res['ok']: # on Colab they would hold memory (and a GPU) until the runtime restarts
+        res.update(ok=False, error=f"the chapter left {len(left)} process(es) running after its last cell: {'; '.join(left)}"[:300])
     return dict(chapter=nb.stem, **res)
 
 def install_verdict(r:dict, inst:int)->dict:
