@@ -19,12 +19,16 @@ def chapter_estimate(nb:Path):
     cells = [''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code']
     at = max((i for i, src in enumerate(cells) if 'colab_time(' in src and 'def colab_time' not in src), default=None)
     if at is None: return None
-    ns = {'__name__': f'chapter_{nb.stem}'}
-    for i, src in enumerate(cells[:at+1]):
-        src = '\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('!', '%'))) # shell and magics: not here
-        tree = ast.parse(src)
-        last = tree.body.pop() if i == at and tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        exec(compile(tree, f'<{nb.name} cell {i}>', 'exec'), ns)
+    ns, here = {'__name__': f'chapter_{nb.stem}'}, os.getcwd()
+    os.chdir(nb.parent) # as nbdev and Jupyter run a notebook: in its folder
+    try:
+        for i, src in enumerate(cells[:at+1]):
+            # shell commands and magics don't run here
+            src = '\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('!', '%')))
+            tree = ast.parse(src)
+            last = tree.body.pop() if i == at and tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            exec(compile(tree, f'<{nb.name} cell {i}>', 'exec'), ns)
+    finally: os.chdir(here)
     if last is None: raise ValueError(f"{nb.name}: the estimate cell must end with the colab_time(...) expression")
     return eval(compile(ast.Expression(last.value), f'<{nb.name} estimate>', 'eval'), ns)
 
