@@ -17,6 +17,7 @@ import numpy as np, pandas as pd, torch
 from fastai.vision.all import *
 from fastai.callback.fp16 import MixedPrecision
 from .core import *
+from .lessons import *
 from .pretraining import course_learner
 
 # %% ../nbs/08_deeper_fp16.ipynb #65979195
@@ -395,8 +396,7 @@ def cost_lesson(
         parts['fp16'] = counted(same)
         claim, nums = 'and on a CPU to_fp16() changes nothing', nums + ("; fp16 rows computed in float32, first losses equal "
                                                                        "to fp32's" if same else "; fp16 changed the CPU's computation")
-    v = parts.values()
-    overall = 'contradicted' if 'contradicted' in v else 'shown' if set(v) == {'shown'} else "can't tell"
+    overall = joint_verdict(list(parts.values()))
     line = lesson_check(f"a deeper network costs more parameters, more memory per image and more seconds per batch, {claim}",
                         nums, overall, source='fastbook ch5')
     return dict(line=line, parts=parts, verdict=overall)

@@ -7,12 +7,11 @@ Docs: https://kimchi-course.github.io/kimchi-course/core.html.md"""
 
 # %% auto #0
 __all__ = ['KNOWN_NOISE', 'MODES', 'MODE_VALUES', 'FULL_SIZES', 'CHAPTER_SETTINGS', 'KIMCHI_CLASSES', 'KIMCHI_SLUGS', 'HANGUL',
-           'ARCHS', 'VERDICTS', 'NO_GPU_ON_COLAB', 'quiet_known_warnings', 'course_mode', 'Sizes', 'size_rule',
-           'CourseSettings', 'course_settings', 'settings_from_env', 'cache_dir', 'in_colab', 'project_urls',
-           'colab_url', 'colab_badge', 'chapter_info', 'chapter_table', 'seed_everything', 'KimchiClass', 'kimchi_slug',
-           'class_of', 'write_atomic', 'read_marker', 'build_folder', 'get_arch', 'course_metrics', 'metrics_table',
-           'CourseParser', 'positive_int', 'nonneg_int', 'Spread', 'spread', 'clearly_above', 'bootstrap_diff',
-           'bootstrap_mean', 'bootstrap_gap', 'verdict', 'lesson_check', 'device_name', 'version_stamp']
+           'ARCHS', 'NO_GPU_ON_COLAB', 'quiet_known_warnings', 'course_mode', 'Sizes', 'size_rule', 'CourseSettings',
+           'course_settings', 'settings_from_env', 'cache_dir', 'in_colab', 'project_urls', 'colab_url', 'colab_badge',
+           'chapter_info', 'chapter_table', 'seed_everything', 'KimchiClass', 'kimchi_slug', 'class_of', 'write_atomic',
+           'read_marker', 'build_folder', 'get_arch', 'course_metrics', 'metrics_table', 'CourseParser', 'positive_int',
+           'nonneg_int', 'device_name', 'version_stamp']
 
 # %% ../nbs/00_core.ipynb #d92974db
 import os, sys, re, ast, json, uuid, shutil, random, argparse, platform, warnings, unicodedata
@@ -128,9 +127,9 @@ def course_settings(
     return CourseSettings(mode, device, {**vals, **env_vals}, tuple(env_vals), why)
 
 # %% ../nbs/00_core.ipynb #617fea1a
-CHAPTER_SETTINGS = ('archs', 'aug', 'base_lr', 'bench', 'bench_bs', 'bench_epochs', 'bench_lr', 'bench_n', 'bench_steps',
+CHAPTER_SETTINGS = ('acc_archs', 'archs', 'aug', 'base_lr', 'bench', 'bench_bs', 'bench_epochs', 'bench_lr', 'bench_n', 'bench_steps',
     'bench_warmup', 'bench_workers', 'cvd_data', 'cvd_split', 'data_name', 'demo_crops', 'demo_epochs', 'demo_presize',
-    'demo_size', 'disc_lr', 'do_flip', 'epoch_per_class', 'foc_epochs', 'ft_epochs', 'head_epochs', 'head_lr',
+    'demo_size', 'disc_lr', 'do_flip', 'epoch_per_class', 'foc_epochs', 'fp16_steps', 'ft_epochs', 'head_epochs', 'head_lr',
     'keras_aug_epochs', 'keras_bs', 'keras_epochs', 'keras_filters', 'keras_interpolation', 'keras_size', 'large_side', 'long_epochs', 'low_lr', 'lr_mult',
     'max_lighting', 'max_rotate', 'max_warp', 'max_zoom', 'metric', 'min_scale', 'n', 'n_draws', 'n_seeds', 'n_unseen',
     'photo_size', 'precise_bn', 'ps', 'repeats', 'single_lr', 'split_sizes', 'test_per_class', 'threads', 'too_high_lr', 'toy_per_class',
@@ -219,7 +218,8 @@ def chapter_info(
     cell = next(c for c in json.loads(Path(nb).read_text())['cells'] if c['cell_type']=='markdown')
     lines = ''.join(cell['source']).splitlines()
     title = next(l[2:].strip() for l in lines if l.startswith('# '))
-    desc = next((l[1:].strip() for l in lines if l.startswith('>')), '')
+    quote = [l[1:].strip() for l in lines if l.startswith('>')] # a description may wrap over several quoted lines
+    desc = ' '.join(quote)
     return dict(nb=Path(nb).name, title=title.replace('`', ''), description=desc)
 
 def chapter_table(
@@ -405,96 +405,6 @@ def nonneg_int(
 )->int:
     "Parse a whole number that is zero or more, or explain why not"
     return _whole(text, 0, '0 or more')
-
-# %% ../nbs/00_core.ipynb #452de2dc
-class Spread(NamedTuple):
-    "Mean, minimum and maximum of one number per run; prints as `mean (min–max, n runs)`"
-    mean:float; lo:float; hi:float; n:int
-    def __str__(self): return f"{self.mean:.3f} ({self.lo:.3f}–{self.hi:.3f}, {self.n} runs)"
-
-def spread(
-    xs, # one number per seed
-)->Spread:
-    "Mean, minimum and maximum of `xs`"
-    xs = np.asarray(list(xs), dtype=float)
-    return Spread(float(xs.mean()), float(xs.min()), float(xs.max()), len(xs))
-
-def clearly_above(
-    a, # one arm's numbers, one per seed
-    b, # the other arm's numbers
-)->bool:
-    "Did every run of `a` beat every run of `b` (ranges that don't overlap)?"
-    return min(a) > max(b)
-
-# %% ../nbs/00_core.ipynb #1e0e131d
-def bootstrap_diff(
-    hits_a, # 1/0 per validation image: did model A get it right?
-    hits_b, # the same images for model B
-    n:int=2000, # bootstrap resamples
-    level:float=0.95, # the interval's coverage
-    seed:int=0, # seed for the resampling (its own generator: no global state changes)
-)->tuple:
-    "Accuracy difference A − B and its paired-bootstrap interval: `(diff, lo, hi)`"
-    a, b = np.asarray(hits_a, dtype=float), np.asarray(hits_b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1 or not len(a): raise ValueError(f"hits_a and hits_b must be the same images: got shapes {a.shape} and {b.shape}")
-    idx = np.random.default_rng(seed).integers(0, len(a), (n, len(a)))
-    diffs = a[idx].mean(1) - b[idx].mean(1)
-    lo, hi = np.quantile(diffs, [(1-level)/2, (1+level)/2])
-    return float(a.mean()-b.mean()), float(lo), float(hi)
-
-# %% ../nbs/00_core.ipynb #af7c1724
-def bootstrap_mean(
-    hits, # 1/0 per image: did the model get it right?
-    n:int=2000, # bootstrap resamples
-    level:float=0.95, # the interval's coverage
-    seed:int=0, # seed for the resampling (its own generator)
-)->tuple:
-    "Accuracy and its bootstrap interval: `(accuracy, lo, hi)`"
-    a = np.asarray(hits, dtype=float)
-    if a.ndim != 1 or not len(a): raise ValueError(f"hits must be one 1/0 per image; got shape {a.shape}")
-    means = a[np.random.default_rng(seed).integers(0, len(a), (n, len(a)))].mean(1)
-    lo, hi = np.quantile(means, [(1-level)/2, (1+level)/2])
-    return float(a.mean()), float(lo), float(hi)
-
-def bootstrap_gap(
-    xs, # one number per item of the first group
-    ys, # one number per item of the second group (other items: not paired with `xs`)
-    n:int=2000, # bootstrap resamples
-    level:float=0.95, # the interval's coverage
-    seed:int=0, # seed for the resampling (its own generator)
-)->tuple:
-    "Difference of means `mean(xs) − mean(ys)` of two independent groups and its bootstrap interval: `(diff, lo, hi)`"
-    a, b = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
-    if a.ndim != 1 or b.ndim != 1 or not len(a) or not len(b):
-        raise ValueError(f"xs and ys must each be a non-empty list of numbers; got shapes {a.shape} and {b.shape}")
-    r = np.random.default_rng(seed)
-    d = a[r.integers(0, len(a), (n, len(a)))].mean(1) - b[r.integers(0, len(b), (n, len(b)))].mean(1)
-    lo, hi = np.quantile(d, [(1-level)/2, (1+level)/2])
-    return float(a.mean()-b.mean()), float(lo), float(hi)
-
-# %% ../nbs/00_core.ipynb #572d76bc
-VERDICTS = ('shown', "can't tell", 'contradicted')
-
-def verdict(
-    lo:float, # lower end of the effect's interval
-    hi:float, # upper end
-    direction:int=1, # +1: the lesson says the effect is positive; -1: negative
-)->str:
-    "`shown` if the interval excludes zero the lesson's way, `contradicted` if it excludes it the other way, else `can't tell`"
-    lo, hi = (lo, hi) if direction > 0 else (-hi, -lo)
-    return 'shown' if lo > 0 else 'contradicted' if hi < 0 else "can't tell"
-
-# %% ../nbs/00_core.ipynb #572d76bd
-def lesson_check(
-    lesson:str, # the lesson, as its source states the claim ("pretrained beats random init")
-    numbers:str, # what this run measured, with its interval
-    shown, # the verdict: one of `VERDICTS` (from `verdict`); `True`/`False` for a check with no interval: shown / can't tell
-    source:str=None, # where the lesson comes from ("fastbook ch5", "seed 000"); printed in brackets after the lesson
-)->str:
-    "The chapter's one-line verdict: `Lesson check: <lesson> (<source>): <numbers> → shown | can't tell | contradicted`"
-    v = ('shown' if shown else "can't tell") if isinstance(shown, (bool, np.bool_)) else shown
-    if v not in VERDICTS: raise ValueError(f"verdict {v!r} is not one of {', '.join(map(repr, VERDICTS))}")
-    return f"Lesson check: {lesson}{f' ({source})' if source else ''}: {numbers} → {v}"
 
 # %% ../nbs/00_core.ipynb #0f007a2e
 def device_name()->str:

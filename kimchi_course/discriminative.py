@@ -13,6 +13,7 @@ import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from fastai.learner import Learner
 from .core import *
+from .lessons import *
 from .lr import BatchTrace
 from .transfer import param_groups_table
 

@@ -12,6 +12,7 @@ __all__ = ['history', 'ValidHits', 'better_when_higher', 'best_epoch', 'fake_his
 import numpy as np, pandas as pd, torch, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from .core import *
+from .lessons import *
 from fastai.callback.core import Callback
 from .lr import HistoryCallback
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 import numpy as np, pandas as pd, torch
 from .core import *
+from .lessons import *
 from .crop_boxes import crop_box
 from .dataloaders import kimchi_files
 from .toy import make_toy_kimchi, TOY_MARKER

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
 from .core import *
+from .lessons import *
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import Callback
 from fastai.callback.schedule import minimum, steep, valley, slide

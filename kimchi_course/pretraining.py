@@ -20,6 +20,7 @@ from fastai.learner import Recorder
 from fastai.metrics import accuracy
 from fastcore.meta import delegates
 from .core import *
+from .lessons import *
 from .dataloaders import kimchi_dls
 from .source_task import *
 from .source_task import _whole

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from .core import *
+from .lessons import *
 from fastai.learner import Learner
 from fastai.torch_core import norm_types
 

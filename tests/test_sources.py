@@ -90,15 +90,15 @@ def test_bad_rows(tmp_path):
 
 # ---------------------------------------------------------------- the Hub
 def test_offline_is_quick_and_never_hangs(tmp_path, monkeypatch):
-    t = time.perf_counter()
+    "Offline flags answer without the network; otherwise one connection attempt per address, bounded by `timeout`"
     assert hf_online(OFF) is False and hf_online({'HF_DATASETS_OFFLINE': 'true'}) is False
     monkeypatch.setattr(open_data, '_ONLINE', {})
     assert hf_online({'HF_ENDPOINT': 'http://127.0.0.1:9'}, timeout=1) is False # connection refused
-    assert time.perf_counter() - t < 5
     calls = []
-    monkeypatch.setattr(open_data.socket, 'create_connection', lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError()))
+    def refuse(*a, **k): calls.append(k.get('timeout')); raise OSError()
+    monkeypatch.setattr(open_data.socket, 'create_connection', refuse)
     assert hf_online({'HF_ENDPOINT': 'http://127.0.0.1:9'}) is False and calls == [] # asked once per process
-    assert hf_online({'HF_ENDPOINT': 'https://hub.example:8443'}, timeout=1) is False and len(calls) == 1
+    assert hf_online({'HF_ENDPOINT': 'https://hub.example:8443'}, timeout=1) is False and calls == [1] # waits 1 s at most
 
 def test_hf_download_without_network(tmp_path, hf):
     env = {**OFF, 'KIMCHI_CACHE': str(tmp_path/'c')}
