@@ -79,8 +79,15 @@ def test_launch_refuses_a_function_it_cant_import(machine):
     here.__module__ = '__main__' # as for a function defined in a notebook
     with pytest.raises(ValueError, match="defined in this notebook.*put it in a module"): D.launch(here)
 
-def test_process_sets_the_launcher_variables(monkeypatch, tmp_path):
-    for k in LAUNCH_VARS: monkeypatch.delenv(k, raising=False)
+@pytest.fixture
+def restored_environ():
+    "`os.environ` as it was, after the test (`_process` sets the launcher's variables, as in a started process)"
+    old = dict(os.environ)
+    yield
+    os.environ.clear(); os.environ.update(old)
+
+def test_process_sets_the_launcher_variables(restored_environ, tmp_path):
+    for k in LAUNCH_VARS: os.environ.pop(k, None)
     got = {}
     def fn(x): got.update({k: os.environ.get(k) for k in LAUNCH_VARS[:5]}); return dict(x=x)
     D._process(1, fn, (7,), 2, 12345, tmp_path/'r1.pt')
@@ -88,6 +95,10 @@ def test_process_sets_the_launcher_variables(monkeypatch, tmp_path):
     assert os.environ['MASTER_PORT'] == '12345' and not (tmp_path/'r1.pt').exists() # only process 0 leaves its result
     D._process(0, fn, (7,), 2, 12345, tmp_path/'r0.pt')
     assert torch.load(tmp_path/'r0.pt', weights_only=True) == dict(x=7)
+
+def test_launch_leaves_no_launcher_variables_behind():
+    "After the launch tests, this process is a plain one again (the tests after them train in it)"
+    assert not any(k in os.environ for k in LAUNCH_VARS)
 
 def test_two_spawned_cpu_processes_average_their_gradients():
     "For real, no mocks: `launch` on the CPU plan (as on a 0- or 1-GPU machine) starts 2 processes whose DDP gradients are the mean"
