@@ -8,8 +8,7 @@ Docs: https://kimchi-course.github.io/kimchi-course/experiments.html.md"""
 __all__ = ['STEP_METHODS', 'HEAVY_AUG', 'METRIC_NAMES', 'TABLE_COLUMNS', 'SEED_000_HEAVIER', 'Experiment', 'parse_experiment',
            'parse_experiments', 'seed_000_epochs', 'seed_000_experiments', 'config_table', 'SkipExperiment',
            'box_coverage', 'crop_skip_reason', 'crop_path', 'default_results_path', 'append_results', 'read_results',
-           'results_table', 'results_markdown', 'train_experiment', 'run_experiments', 'combine_verdicts',
-           'seed_000_lesson']
+           'results_table', 'results_markdown', 'train_experiment', 'run_experiments', 'seed_000_lesson']
 
 # %% ../nbs/10_experiments.ipynb #2e325031
 import json, time, uuid, hashlib, inspect, datetime
@@ -22,6 +21,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.vision.augment import aug_transforms
 from .core import *
+from .lessons import *
 from .pretraining import course_learner
 from .scan import scan_images
 from .crop_boxes import crop_box, read_crop_boxes
@@ -430,13 +430,6 @@ def _hits(run:pd.DataFrame, name:str)->np.ndarray:
     "Row `name`'s hits as 1/0, one per validation image (in file-name order)"
     return np.array([int(c) for c in run.loc[name, 'hits']])
 
-def combine_verdicts(
-    verdicts, # the verdicts of a lesson's parts, each one of `VERDICTS`
-)->str:
-    "One verdict for a lesson with several parts: contradicted if any part is, shown if every part is, else can't tell"
-    vs = list(verdicts)
-    return 'contradicted' if 'contradicted' in vs else 'shown' if vs and all(v == 'shown' for v in vs) else "can't tell"
-
 SEED_000_HEAVIER = ('2-efficientnet_v2_s', '3-resnet50-heavy-aug', '5-resnet18-heavy-aug') # heavier model or augmentation
 
 def seed_000_lesson(
@@ -466,4 +459,4 @@ def seed_000_lesson(
     n = len(run.loc[base, 'hits']) if base in ok else 0
     numbers = '; '.join([*(f"{r.comparison} {r['diff']:+.3f} ({level:.0%} interval {r.lo:+.3f} to {r.hi:+.3f}, {r.verdict})" for _,r in parts.iterrows()),
                          *notes] + ([f"paired bootstrap over {n} validation images"] if len(parts) else []))
-    return dict(verdict=combine_verdicts(parts.verdict), numbers=numbers, parts=parts, notes=notes)
+    return dict(verdict=joint_verdict(parts.verdict.tolist()), numbers=numbers, parts=parts, notes=notes)

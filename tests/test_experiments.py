@@ -6,6 +6,7 @@ import pytest
 from conftest import ROOT
 from kimchi_course.core import course_settings, cache_dir, MODES
 from kimchi_course.experiments import *
+from kimchi_course.lessons import joint_verdict
 
 COMMITTED = ROOT/'nbs'/'results'/'kimchi_experiments.jsonl'
 ONE_EPOCH = [('fit', dict(n_epoch=1, lr=1e-3))]
@@ -203,7 +204,7 @@ def test_seed_000_lesson_leaves_out_skipped_diverged_and_absent_rows():
     assert gone['verdict'] == "can't tell" and gone['parts'].empty and 'heavy diverged' in gone['numbers']
     assert seed_000_lesson(_run(plain=base), 11, **NAMES)['verdict'] == "can't tell"  # nothing to compare with
     with pytest.raises(ValueError, match='different photos'): seed_000_lesson(_run(plain=base, heavy=base).assign(valid_set=['a', 'b']), 11, **NAMES)
-    assert combine_verdicts([]) == "can't tell" and combine_verdicts(['shown', 'shown']) == 'shown'
+    assert joint_verdict([]) == "can't tell" and joint_verdict(["shown", "shown"]) == "shown"
 
 def test_the_real_rows_are_in_the_lesson():
     assert set(SEED_000_HEAVIER) <= {e.name for e in seed_000_experiments()}
