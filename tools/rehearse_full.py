@@ -233,6 +233,7 @@ def run_chapter(
     res['seconds'], res['cpu_s'], res['left'] = round(time.perf_counter() - t, 1), round(cpu, 1), left
     if left and res['ok']: # on Colab they would hold memory (and a GPU) until the runtime restarts
         res.update(ok=False, error=f"the chapter left {len(left)} process(es) running after its last cell: {'; '.join(left)}"[:300])
+    elif left: res['error'] = f"{res['error']} (then killed {len(left)} process(es) it had started: {'; '.join(left)})"[:400]
     return dict(chapter=nb.stem, **res)
 
 def install_verdict(r:dict, inst:int)->dict:
@@ -388,6 +389,8 @@ def main(argv=None)->int:
     changed = installed() != before
     if changed: print('the rehearsal changed the installed packages (pip freeze differs): it must not', file=sys.stderr)
     ok = all(r['ok'] for r in res) and not changed
+    if ok and not a.work: shutil.rmtree(work, ignore_errors=True) # a temporary folder of a passing run; a failing one keeps its logs
+    elif not ok: print(f"logs (each chapter's traceback): {work/'logs'}")
     print(f"== rehearsal: {'pass' if ok else 'FAIL'}: {sum(r['ok'] for r in res)} of {len(res)} runs pass in {secs:.0f} s "
           f"on {a.workers} workers; packages {'CHANGED' if changed else 'unchanged'}")
     return 0 if ok else 1
