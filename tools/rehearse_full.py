@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/'tools'))
 import colab_run
 
-NOT_KIMCHI = ('00_core', '00a_toy_kimchi', '00c_source_task', '09_keras_augmentation') # chapters that read no kimchi data: the hf rehearsal skips them
+NOT_KIMCHI = ('00_core', '00a_toy_kimchi', '00c_source_task', '00d_lesson_checks', '01f_cats_dogs', '09_keras_augmentation') # chapters that read no kimchi data: the hf rehearsal skips them
 SHRINK = dict(n_per_class=6, presize=40, size=32, bs=8, epochs=1, freeze_epochs=1, lr_find_iters=12, lr=2e-3,
               long_epochs=2, ft_epochs=1, foc_epochs=1, head_epochs=1, unfrozen_epochs=1, demo_epochs=1,
               bench_bs=8, bench_steps=2, bench_warmup=1, bench_epochs=1, bench_n=8,
