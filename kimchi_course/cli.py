@@ -236,7 +236,8 @@ def train(
         if record_shards and D: res['train_shards'] = D.gather_objects(cb.trained_on)
         if rank: return res
         say('\n'.join(f'{k:>20}: {v:.4f}' for k,v in metrics.items()) + f"\n{'':>8}(on {res['n_valid']} validation images)")
-        held = score_held_out(learn, s, data=data, toy_per_class=getattr(s, 'test_per_class', None) or 20) # once, when finished
+        with D.alone() if D else nullcontext(): # process 0 only: fastai would wait for the others to gather
+            held = score_held_out(learn, s, data=data, toy_per_class=getattr(s, 'test_per_class', None) or 20) # once
         res['test'], res['test_line'] = held._asdict() if held else None, held_out_line(held, metrics['accuracy'], res['n_valid'])
         say(f"held-out test split: {res['test_line']}")
         files = write_outputs(learn, out, res, s, preds, targs, command, also_pickle)

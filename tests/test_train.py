@@ -114,7 +114,7 @@ def test_torchrun_two_processes_on_cpu(toy_kimchi, tmp_path):
     "`torchrun --nproc_per_node 2 -m kimchi_course.cli train DATA --epochs 1 --out OUT` on the CPU (gloo), tiny settings from KIMCHI_SETTINGS"
     pytest.importorskip('accelerate') # fastai.distributed imports it (the `multi-gpu` extra)
     out = tmp_path/'out'
-    env = {**os.environ, 'KIMCHI_SETTINGS': 'size=32,presize=40,bs=8,pretrained=False', 'PET_MASTER_PORT': str(_free_port()),
+    env = {**os.environ, 'KIMCHI_SETTINGS': 'size=32,presize=40,bs=8,pretrained=False', 'PET_MASTER_PORT': str(_free_port()), 'CUDA_VISIBLE_DEVICES': '',
            'PYTHONWARNINGS': 'ignore'}
     torchrun = Path(sys.executable).with_name('torchrun')
     r = subprocess.run([torchrun if torchrun.exists() else 'torchrun', '--nproc_per_node', '2', '-m', 'kimchi_course.cli', 'train', toy_kimchi,

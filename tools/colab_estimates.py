@@ -32,17 +32,19 @@ def chapter_estimate(nb:Path):
     if last is None: raise ValueError(f"{nb.name}: the estimate cell must end with the colab_time(...) expression")
     return eval(compile(ast.Expression(last.value), f'<{nb.name} estimate>', 'eval'), ns)
 
-def main(nbs:Path=ROOT/'nbs', chapters:list=None)->str:
-    "Print each chapter's headline and return the home table"
+def main(nbs:Path=ROOT/'nbs', chapters:list=None, verbose:bool=True)->str:
+    "The home table of every chapter's estimate (`verbose`: also print each chapter's headline as it goes)"
     os.environ.setdefault('IN_TEST', '1'); os.environ.setdefault('OMP_NUM_THREADS', '1')
-    from kimchi_course.core import colab_estimate_table
+    from kimchi_course.colab_time import colab_estimate_table
     times = {}
     for nb in sorted(Path(nbs).glob('[0-9]*.ipynb')):
         if chapters and nb.stem not in chapters: continue
         t0 = time.perf_counter(); t = chapter_estimate(nb)
-        if t is None: print(f"{nb.stem}: no estimate cell"); continue
+        if t is None:
+            if verbose: print(f"{nb.stem}: no estimate cell")
+            continue
         times[nb.stem] = t
-        print(f"{nb.stem} ({time.perf_counter()-t0:.1f} s): {t.headline()}")
+        if verbose: print(f"{nb.stem} ({time.perf_counter()-t0:.1f} s): {t.headline()}")
     return colab_estimate_table(times)
 
 if __name__ == '__main__':
