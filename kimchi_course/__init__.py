@@ -2,6 +2,6 @@
 
 Modules:
 
-- `kimchi_course.core`: Smoke mode on a CPU, full mode on a GPU; the eleven kimchi classes; one way to make a folder safely, the course's architectures and metrics, lesson checks and command-line parsers: the small core that every chapter imports."""
+- `kimchi_course.core`: Smoke mode on a CPU, full mode on a GPU; the eleven kimchi classes; one way to make a folder safely, the course's architectures and metrics, and its command-line parsers: the small core that every chapter imports."""
 
 __version__ = "0.1.0"
