@@ -9,7 +9,7 @@ and the settings). A chapter without an estimate cell is reported and left out.
     python tools/colab_estimates.py                 # every chapter in nbs/
     python tools/colab_estimates.py --nbs nbs --chapters 03_first_model,10_experiments
 """
-import argparse, ast, json, os, sys, time
+import argparse, ast, contextlib, io, json, os, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,16 +18,17 @@ def chapter_estimate(nb:Path):
     "The `ColabTime` that `nb`'s estimate cell ends with (its earlier code cells run first), or None without one"
     cells = [''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code']
     at = max((i for i, src in enumerate(cells) if 'colab_time(' in src and 'def colab_time' not in src), default=None)
-    if at is None: return None
+    if at is None or any('def colab_time' in src for src in cells): return None # none, or the chapter that defines it
     ns, here = {'__name__': f'chapter_{nb.stem}'}, os.getcwd()
     os.chdir(nb.parent) # as nbdev and Jupyter run a notebook: in its folder
     try:
-        for i, src in enumerate(cells[:at+1]):
-            # shell commands and magics don't run here
-            src = '\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('!', '%')))
-            tree = ast.parse(src)
-            last = tree.body.pop() if i == at and tree.body and isinstance(tree.body[-1], ast.Expr) else None
-            exec(compile(tree, f'<{nb.name} cell {i}>', 'exec'), ns)
+        with contextlib.redirect_stdout(io.StringIO()): # what the cells print is theirs, not the table's
+            for i, src in enumerate(cells[:at+1]):
+                # shell commands and magics don't run here
+                src = '\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('!', '%')))
+                tree = ast.parse(src)
+                last = tree.body.pop() if i == at and tree.body and isinstance(tree.body[-1], ast.Expr) else None
+                exec(compile(tree, f'<{nb.name} cell {i}>', 'exec'), ns)
     finally: os.chdir(here)
     if last is None: raise ValueError(f"{nb.name}: the estimate cell must end with the colab_time(...) expression")
     return eval(compile(ast.Expression(last.value), f'<{nb.name} estimate>', 'eval'), ns)
