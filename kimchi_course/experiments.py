@@ -7,8 +7,8 @@ Docs: https://kimchi-course.github.io/kimchi-course/experiments.html.md"""
 # %% auto #0
 __all__ = ['STEP_METHODS', 'HEAVY_AUG', 'METRIC_NAMES', 'TABLE_COLUMNS', 'SEED_000_HEAVIER', 'Experiment', 'parse_experiment',
            'parse_experiments', 'seed_000_epochs', 'seed_000_experiments', 'config_table', 'SkipExperiment',
-           'box_coverage', 'crop_skip_reason', 'crop_path', 'default_results_path', 'append_results', 'read_results',
-           'results_table', 'results_markdown', 'train_experiment', 'run_experiments', 'seed_000_lesson']
+           'crop_path', 'default_results_path', 'append_results', 'read_results', 'results_table', 'results_markdown',
+           'train_experiment', 'run_experiments', 'seed_000_lesson']
 
 # %% ../nbs/10_experiments.ipynb #2e325031
 import json, time, uuid, hashlib, inspect, datetime
@@ -24,7 +24,7 @@ from .core import *
 from .lessons import *
 from .pretraining import course_learner
 from .scan import scan_images
-from .crop_boxes import crop_box, read_crop_boxes
+from .crop_boxes import crop_box, read_crop_boxes, box_coverage, crop_skip_reason
 from .presize_cache import select_per_class, presize, PresizeReport, kimchi_path
 from .dataloaders import kimchi_dls
 from .presizing import torch_threads
@@ -165,27 +165,6 @@ def config_table(
 # %% ../nbs/10_experiments.ipynb #aceb6b86
 class SkipExperiment(Exception):
     "An experiment that cannot run on this data; the message says why"
-
-def box_coverage(
-    files, # image files (in class folders, next to their `crop_area.properties`)
-)->pd.DataFrame:
-    "Per class folder: images, images with a crop box (`crop_box`), whether the folder has a properties file, malformed lines"
-    rows = [dict(folder=d.name, images=len(fs), with_box=sum(crop_box(f) is not None for f in fs),
-                 has_properties=(d/'crop_area.properties').is_file(), malformed_lines=len(read_crop_boxes(d).skipped))
-            for d,fs in sorted(groupby(map(Path, files), lambda f: f.parent).items())]
-    return pd.DataFrame(rows, columns=['folder', 'images', 'with_box', 'has_properties', 'malformed_lines'])
-
-def crop_skip_reason(
-    cov:pd.DataFrame, # from `box_coverage`
-    min_share:float=0.5, # the least share of images that must have a box
-)->str:
-    "Why crop-to-box can't run on data with this coverage (empty string: it can)"
-    n,k = int(cov.images.sum()),int(cov.with_box.sum())
-    if n == 0: return "no images to crop"
-    if not cov.has_properties.any(): return f"no crop_area.properties file in any of the {len(cov)} class folders, so there are no boxes to crop to"
-    if k == 0: return f"the crop_area.properties files give no usable box for any of the {n} images ({int(cov.malformed_lines.sum())} malformed lines)"
-    if k < min_share*n: return f"only {k} of {n} images ({k/n:.0%}) have a usable crop box, fewer than min_share={min_share:.0%}"
-    return ''
 
 # %% ../nbs/10_experiments.ipynb #8edb1059
 def crop_path(

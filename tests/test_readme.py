@@ -17,5 +17,7 @@ def test_readme_gives_the_two_commands():
     text = (ROOT/'README.md').read_text()
     assert 'pip install -e ".[dev]" && kimchi-course demo' in text
     assert 'pip install -e ".[dev]" && bash tools/test.sh' in text
+    assert 'python tools/rehearse_full.py' in text # the second command: the Colab-style full-mode rehearsal
     ci = (ROOT/'.ci'/'run').read_text()
-    assert 'pip install -e ".[dev]" && bash tools/test.sh' in ci
+    assert 'pip install -e ".[dev]"' in ci and 'python tools/rehearse_full.py' in ci and 'bash tools/test.sh' in ci
+    assert ci.index('rehearse_full.py') < ci.index('bash tools/test.sh') # the tests last: CI ends with pytest's summary
