@@ -7,6 +7,7 @@ from conftest import ROOT
 from kimchi_course.core import course_settings, cache_dir, MODES
 from kimchi_course.experiments import *
 from kimchi_course.lessons import joint_verdict
+from kimchi_course.crop_boxes import box_coverage, crop_skip_reason # chapter 01c's, used by the crop row
 
 COMMITTED = ROOT/'nbs'/'results'/'kimchi_experiments.jsonl'
 ONE_EPOCH = [('fit', dict(n_epoch=1, lr=1e-3))]
