@@ -264,6 +264,14 @@ def accuracy_comparison(
     return dict(winner=best if win else None, table=df, line=line)
 
 # %% ../nbs/08_deeper_fp16.ipynb #a4e24595
+def _autocast(
+    dev:torch.device, # the device the step runs on
+    precision:str='fp32', # 'fp32', or 'fp16'/'bf16' (autocast, which only takes effect on a GPU)
+):
+    "The autocast context of one step at `precision`: on only for fp16/bf16 on a GPU"
+    dtype = dict(fp16=torch.float16, bf16=torch.bfloat16).get(precision)
+    return torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None and dev.type == 'cuda')
+
 def activation_mb(
     model:nn.Module, # the model (on its device)
     bs:int, # batch size
@@ -272,7 +280,6 @@ def activation_mb(
 )->float:
     "MB of tensors autograd keeps for the backward pass of one training step, weights left out: counted, not measured"
     dev = next(model.parameters()).device
-    dtype = dict(fp16=torch.float16, bf16=torch.bfloat16).get(precision)
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     kept = {}
     def pack(t):
@@ -280,8 +287,7 @@ def activation_mb(
         if st.data_ptr() not in weights: kept[st.data_ptr()] = st.nbytes()
         return t
     model.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
-         torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None and dev.type == 'cuda'):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _autocast(dev, precision):
         out = model(torch.randn(bs, 3, size, size, device=dev))
     del out
     return sum(kept.values())/2**20
@@ -295,11 +301,10 @@ def step_memory(
 )->float:
     "MB one training step (forward + backward) of `model` adds at its peak, on a random batch of `bs` images"
     dev = next(model.parameters()).device
-    dtype = dict(fp16=torch.float16, bf16=torch.bfloat16).get(precision)
     x = torch.randn(bs, 3, size, size, device=dev)
     model.train(); model.zero_grad(set_to_none=True)
     with peak_memory(dev) as m:
-        with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None and dev.type == 'cuda'):
+        with _autocast(dev, precision):
             out = model(x)
         out.float().mean().backward()
     model.zero_grad(set_to_none=True)
