@@ -1,30 +1,51 @@
-"""Every setting a chapter adds with `course_settings(name=…)` is a known course setting, so that `KIMCHI_SETTINGS`
-can reach it from any chapter, and `KIMCHI_SETTINGS` itself is applied last, typed, and refuses unknown keys."""
-import ast, json
+"""Each chapter owns the settings it adds (a `…_SETTINGS = dict(…)` in its module, passed to `course_settings`): every
+name a chapter passes is the mode's or its own, every name it declares is read, and `KIMCHI_SETTINGS` is applied last,
+typed, and refuses keys that no chapter declares."""
+import ast, json, re
 import pytest
 from conftest import ROOT
-from kimchi_course.core import CHAPTER_SETTINGS, MODE_VALUES, course_settings
+from kimchi_course.core import MODE_VALUES, chapter_settings, course_settings, known_settings
 
-def chapter_setting_names()->dict:
-    "Keyword names passed to `course_settings(...)` in every notebook's code, by notebook"
+def notebooks()->dict:
+    "Each notebook's module name (`default_exp`) and its code cells' text"
     out = {}
     for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
-        for c in json.loads(nb.read_text())['cells']:
-            if c['cell_type'] != 'code': continue
-            src = '\n'.join(l for l in ''.join(c['source']).splitlines() if not l.lstrip().startswith(('%', '!')))
-            try: tree = ast.parse(src)
-            except SyntaxError: continue
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Call) and getattr(node.func, 'id', getattr(node.func, 'attr', None)) == 'course_settings':
-                    out.setdefault(nb.name, set()).update(k.arg for k in node.keywords if k.arg and k.arg not in ('mode', 'env', 'photos'))
+        code = [''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code']
+        mod = next((m.group(1) for c in code for m in [re.search(r'#\| default_exp (\w+)', c)] if m), None)
+        out[nb.name] = mod, code
     return out
 
-def test_every_chapter_setting_is_known():
-    known = set(MODE_VALUES['smoke']) | set(CHAPTER_SETTINGS)
-    missing = {nb: sorted(names - known) for nb, names in chapter_setting_names().items() if names - known}
-    # 00_core's own examples use made-up names on purpose (`names=dict(a=1)`)
-    missing.pop('00_core.ipynb', None)
-    assert not missing, f'add these to core.CHAPTER_SETTINGS so KIMCHI_SETTINGS can reach them: {missing}'
+def passed_names(code:list)->set:
+    "Keyword names passed to `course_settings(...)` in these cells (magics left out)"
+    out = set()
+    for c in code:
+        src = '\n'.join(l for l in c.splitlines() if not l.lstrip().startswith(('%', '!')))
+        try: tree = ast.parse(src)
+        except SyntaxError: continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, 'id', getattr(node.func, 'attr', None)) == 'course_settings':
+                out |= {k.arg for k in node.keywords if k.arg and k.arg not in ('mode', 'env', 'photos')}
+    return out
+
+def test_chapters_pass_only_the_modes_names_or_their_own():
+    own = chapter_settings()
+    extra = {nb: sorted(passed_names(code) - set(MODE_VALUES['smoke']) - set(own.get(mod, ())))
+             for nb,(mod,code) in notebooks().items() if nb != '00_core.ipynb'} # 00_core's examples use made-up names
+    extra = {k:v for k,v in extra.items() if v}
+    assert not extra, f"declare these in the chapter's own …_SETTINGS dict, in an exported cell: {extra}"
+
+def test_every_declared_setting_is_read():
+    "A name no chapter reads can't linger: each declared setting is read as `.name` in its chapter or its module"
+    nbs, unread = {mod: code for mod,code in notebooks().values() if mod}, {}
+    for mod, names in chapter_settings().items():
+        text = '\n'.join(nbs.get(mod, [])) + (ROOT/'kimchi_course'/f'{mod}.py').read_text()
+        unread[mod] = [n for n in names if not re.search(rf'\.{n}\b', text)]
+    unread = {k:v for k,v in unread.items() if v}
+    assert not unread, f'settings declared but never read (remove them): {unread}'
+
+def test_declarations_are_found():
+    "Every declaration is found: the package has some, and none hides inside a function"
+    assert len(chapter_settings()) >= 10 and 'keras_epochs' in known_settings()
 
 def test_override_is_last_and_typed(monkeypatch):
     monkeypatch.setenv('KIMCHI_SETTINGS', 'seed=7,lr=0.5,pretrained=false')

@@ -68,10 +68,8 @@ def selected(source:str, which=None)->list:
 
 def settings_text(extra:str='')->str:
     "`SHRINK` as `KIMCHI_SETTINGS` (names the course knows, never the workers), then `extra` (`key=value,...`) last"
-    try:
-        from kimchi_course.core import MODE_VALUES, CHAPTER_SETTINGS
-        known = set(MODE_VALUES['full']) | set(CHAPTER_SETTINGS)
-    except ImportError: known = set(SHRINK) # the course keeps no central list: every name is a chapter's setting
+    from kimchi_course.core import known_settings
+    known = known_settings() # the mode's names and every chapter's own (its `…_SETTINGS` dict)
     text = ','.join(f'{k}={v!r}' if isinstance(v, str) else f'{k}={v}'.replace(' ', '')
                     for k,v in SHRINK.items() if k in known and k not in KEEP_FULL)
     return ','.join(t for t in (text, extra) if t)
