@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/'tools'))
 import colab_run
 
-NOT_KIMCHI = ('00_core', '00a_toy_kimchi', '00c_source_task', '00d_lesson_checks', '01f_cats_dogs', '09_keras_augmentation') # chapters that read no kimchi data: the hf rehearsal skips them
+NOT_KIMCHI = ('00_core', '00a_toy_kimchi', '00c_source_task', '00d_lesson_checks', '01f_cats_dogs', '09_keras_augmentation',
+              '12b_training_run') # chapters that read no kimchi source (12b's demo draws toy-kimchi): hf skips them
 SHRINK = dict(n_per_class=6, presize=40, size=32, bs=8, epochs=1, freeze_epochs=1, lr_find_iters=12, lr=2e-3,
               long_epochs=2, ft_epochs=1, foc_epochs=1, head_epochs=1, unfrozen_epochs=1, demo_epochs=1,
               bench_bs=8, bench_steps=2, bench_warmup=1, bench_epochs=1, bench_n=8,
@@ -50,7 +51,7 @@ PER_CLASS = 8 # toy-kimchi images per class in the AI-Hub-like zip (n_per_class 
 HF_ROWS = dict(train=6, validation=2, test=3) # parquet rows per class and split
 SAFE_PIP = dict(PIP_NO_INDEX='1', PIP_DRY_RUN='1', PIP_DISABLE_PIP_VERSION_CHECK='1', GIT_ALLOW_PROTOCOL='file',
                 GIT_TERMINAL_PROMPT='0') # pip in a rehearsal kernel: no index, installs nothing, git can't reach out
-HEAVY = ('02a', '10', '13', '11', '12a', '05', '04', '03a', '06', '07', '09', '03', '12') # the slowest chapters start first
+HEAVY = ('02a', '10', '12b', '11', '12a', '05', '04', '03a', '06', '07', '09', '03', '12') # the slowest chapters start first
 
 def chapters(nbs:Path=ROOT/'nbs')->list:
     "Every chapter notebook's stem, in file-name order"
