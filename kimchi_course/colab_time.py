@@ -26,7 +26,8 @@ SOURCE_PHOTOS = dict(hf=8_800, aihub=11_000) # photos in a source: 7,700 train +
 
 T4_RESNET50_IPS = 428 # FP32 inference, batch 64, 224 px, a T4: NVIDIA DeepLearningExamples, resnet50v1.5 README
 TRAIN_STEP = 1200/367 # a training step in inference passes: that README's V100 FP32 rows, 1,200 vs 367 images/s
-ARCH_GFLOPS = dict(resnet18=1.814, resnet34=3.664, resnet50=4.089, efficientnet_v2_s=8.366*(224/384)**2, # torchvision's docs (effnet's: at 384 px)
+# torchvision's docs (effnet's: at 384 px)
+ARCH_GFLOPS = dict(resnet18=1.814, resnet34=3.664, resnet50=4.089, efficientnet_v2_s=8.366*(224/384)**2,
                    dlwp_convnet=0.690) # chapter 09's Keras convnet (DLwP): its convolutions' multiply-adds, 224 px
 
 def gpu_ips(

@@ -42,7 +42,8 @@ def bootstrap_diff(
 )->tuple:
     "Accuracy difference A − B and its paired-bootstrap interval: `(diff, lo, hi)`"
     a, b = np.asarray(hits_a, dtype=float), np.asarray(hits_b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1 or not len(a): raise ValueError(f"hits_a and hits_b must be the same images: got shapes {a.shape} and {b.shape}")
+    if a.shape != b.shape or a.ndim != 1 or not len(a):
+        raise ValueError(f"hits_a and hits_b must be the same images: got shapes {a.shape} and {b.shape}")
     idx = np.random.default_rng(seed).integers(0, len(a), (n, len(a)))
     diffs = a[idx].mean(1) - b[idx].mean(1)
     lo, hi = np.quantile(diffs, [(1-level)/2, (1+level)/2])
@@ -86,7 +87,7 @@ def verdict(
     hi:float, # upper end
     direction:int=1, # +1: the lesson says the effect is positive; -1: negative
 )->str:
-    "`shown` if the interval excludes zero the lesson's way, `contradicted` if it excludes it the other way, else `can't tell`"
+    "`shown` if the interval excludes zero the lesson's way, `contradicted` if the other way, else `can't tell`"
     lo, hi = (lo, hi) if direction > 0 else (-hi, -lo)
     return 'shown' if lo > 0 else 'contradicted' if hi < 0 else "can't tell"
 
@@ -96,16 +97,18 @@ def joint_verdict(
 )->str:
     "One verdict for a lesson made of parts: `contradicted` if any part is, `shown` if every part is, else `can't tell`"
     if any(v not in VERDICTS for v in verdicts): raise ValueError(f"need verdicts from {VERDICTS}, got {verdicts}")
-    return 'contradicted' if 'contradicted' in verdicts else 'shown' if verdicts and all(v == 'shown' for v in verdicts) else "can't tell"
+    return ('contradicted' if 'contradicted' in verdicts
+            else 'shown' if verdicts and all(v == 'shown' for v in verdicts) else "can't tell")
 
 # %% ../nbs/00d_lesson_checks.ipynb #572d76bd
 def lesson_check(
     lesson:str, # the lesson, as its source states the claim ("pretrained beats random init")
     numbers:str, # what this run measured, with its interval
-    shown, # the verdict: one of `VERDICTS` (from `verdict`); `True`/`False` for a check with no interval: shown / can't tell
+    # the verdict: one of `VERDICTS` (from `verdict`); `True`/`False` for a check with no interval: shown / can't tell
+    shown,
     source:str=None, # where the lesson comes from ("fastbook ch5", "seed 000"); printed in brackets after the lesson
 )->str:
-    "The chapter's one-line verdict: `Lesson check: <lesson> (<source>): <numbers> → shown | can't tell | contradicted`"
+    "The chapter's verdict line: `Lesson check: <lesson> (<source>): <numbers> → shown | can't tell | contradicted`"
     v = ('shown' if shown else "can't tell") if isinstance(shown, (bool, np.bool_)) else shown
     if v not in VERDICTS: raise ValueError(f"verdict {v!r} is not one of {', '.join(map(repr, VERDICTS))}")
     return f"Lesson check: {lesson}{f' ({source})' if source else ''}: {numbers} → {v}"

@@ -20,11 +20,15 @@ from .toy import toy_image
 
 # %% ../nbs/00b_open_data.ipynb #fe4c64c8
 HF_DATASET = 'pawlo2013/kimchi-dataset' # the open copy of the 11 classes on the Hugging Face Hub
+# the accuracy its model card gives: 89% on the dataset's test split
 HF_PEER = dict(model='pawlo2013/kimchi-classification', url='https://huggingface.co/pawlo2013/kimchi-classification',
-               accuracy=0.89, what="a ViT fine-tuned by the dataset's author") # its model card: 89% on the dataset's test split
-HF_LABELS = ('baechu', 'baik', 'boochoo', 'chongkak', 'got', 'kkakdoogi', 'moosaengchae', 'nabak', 'ohyeesobaki', 'pa', 'yeolmoo')
-HF_ALIASES = dict(zip(HF_LABELS, ('baechu-kimchi', 'baek-kimchi', 'buchu-kimchi', 'chonggak-kimchi', 'gat-kimchi', 'kkakdugi',
-                                  'musaengchae', 'nabak-kimchi', 'oi-sobagi', 'pa-kimchi', 'yeolmu-kimchi'))) # its names -> our slugs
+               accuracy=0.89, what="a ViT fine-tuned by the dataset's author")
+HF_LABELS = ('baechu', 'baik', 'boochoo', 'chongkak', 'got', 'kkakdoogi', 'moosaengchae', 'nabak', 'ohyeesobaki', 'pa',
+             'yeolmoo')
+# its names -> our slugs
+HF_ALIASES = dict(zip(HF_LABELS, (
+    'baechu-kimchi', 'baek-kimchi', 'buchu-kimchi', 'chonggak-kimchi', 'gat-kimchi', 'kkakdugi', 'musaengchae',
+    'nabak-kimchi', 'oi-sobagi', 'pa-kimchi', 'yeolmu-kimchi')))
 
 def _key(name:str)->str: return re.sub(r'[\s_\-]+', '', unicodedata.normalize('NFC', str(name)).lower())
 _HF_BY_KEY = {_key(k):v for k,v in HF_ALIASES.items()}
@@ -36,11 +40,12 @@ def hf_slug(
     if slug := kimchi_slug(name, default=None): return slug
     k = _key(name)
     if slug := _HF_BY_KEY.get(k) or _HF_BY_KEY.get(k.removesuffix('kimchi')): return slug
-    raise ValueError(f"{name!r} is not a class of {HF_DATASET}; its names are {', '.join(HF_LABELS)} (or our slugs: {', '.join(KIMCHI_SLUGS)})")
+    raise ValueError(f"{name!r} is not a class of {HF_DATASET}; its names are {', '.join(HF_LABELS)} "
+                     f"(or our slugs: {', '.join(KIMCHI_SLUGS)})")
 
 # %% ../nbs/00b_open_data.ipynb #72d2e559
 def _hf_schema(names:list)->pa.Schema:
-    "The schema `datasets` writes for an image-classification dataset: an `image` struct, an int64 `label`, the features"
+    "The schema `datasets` writes for image classification: an `image` struct, an int64 `label`, the features"
     feats = {'image': {'_type': 'Image'}, 'label': {'names': list(names), '_type': 'ClassLabel'}}
     return pa.schema([('image', pa.struct([('bytes', pa.binary()), ('path', pa.string())])), ('label', pa.int64())],
                      metadata={'huggingface': json.dumps({'info': {'features': feats}})})
@@ -52,7 +57,7 @@ def toy_kimchi_parquet(
     seed:int=0, # seed of the drawings
     names:list=HF_LABELS, # the class names stored in the features metadata (`None`: no metadata)
 )->Path:
-    "Write synthetic toy-kimchi images as parquet files in the Hugging Face dataset's layout and schema (for offline tests)"
+    "Write synthetic toy-kimchi images as parquet in the Hugging Face dataset's layout and schema (for offline tests)"
     dest = Path(dest).expanduser()
     n_per_class = n_per_class or dict(train=4, validation=1, test=2)
     for split,n in n_per_class.items():
@@ -71,10 +76,11 @@ def toy_kimchi_parquet(
 def parquet_files(
     path, # a folder of a Hugging Face dataset's parquet files: `*.parquet`, or `data/*.parquet` below it
 )->dict:
-    "The parquet files of a dataset folder by split, the split being the name before the first `-`: `{'train': [...], ...}`"
+    "A dataset folder's parquet files by split (the name before the first `-`): `{'train': [...], ...}`"
     path = Path(path).expanduser()
     res = defaultdict(list)
-    for f in sorted(path.glob('*.parquet')) or sorted(path.glob('data/*.parquet')): res[f.name.split('-')[0].split('.')[0]].append(f)
+    for f in sorted(path.glob('*.parquet')) or sorted(path.glob('data/*.parquet')):
+        res[f.name.split('-')[0].split('.')[0]].append(f)
     return dict(res)
 
 def _columns(f:Path, schema:pa.Schema)->tuple:
@@ -82,14 +88,14 @@ def _columns(f:Path, schema:pa.Schema)->tuple:
     img = next((c.name for c in schema if pa.types.is_struct(c.type) and c.type.get_field_index('bytes') >= 0), None)
     lab = 'label' if 'label' in schema.names else next((c.name for c in schema if pa.types.is_integer(c.type)), None)
     if img is None or lab is None:
-        raise ValueError(f"{f.name} is not an image-classification parquet file: it needs an image column (a struct with "
-                         f"bytes) and an integer label column, and has {', '.join(schema.names)}")
+        raise ValueError(f"{f.name} is not an image-classification parquet file: it needs an image column "
+                         f"(a struct with bytes) and an integer label column, and has {', '.join(schema.names)}")
     return img, lab
 
 def parquet_labels(
     f, # one parquet file
 )->list:
-    "The class names of parquet file `f`: its Hugging Face features metadata (the label's `ClassLabel` names), else `HF_LABELS`"
+    "Class names of parquet file `f`: its Hugging Face metadata (the label's `ClassLabel` names), else `HF_LABELS`"
     schema = pq.read_schema(f); lab = _columns(Path(f), schema)[1]
     try: names = json.loads((schema.metadata or {})[b'huggingface'])['info']['features'][lab]['names']
     except (KeyError, ValueError, TypeError): names = None
@@ -104,7 +110,8 @@ def parquet_counts(
         n = defaultdict(int)
         for f in fs:
             names = [hf_slug(o) for o in parquet_labels(f)]
-            for v in pq.read_table(f, columns=[_columns(f, pq.read_schema(f))[1]]).column(0).to_pylist(): n[names[v]] += 1
+            for v in pq.read_table(f, columns=[_columns(f, pq.read_schema(f))[1]]).column(0).to_pylist():
+                n[names[v]] += 1
         res[split] = {c:n[c] for c in KIMCHI_SLUGS if n[c]}
     return res
 
@@ -118,14 +125,16 @@ def _image_ext(b:bytes, path:str=None)->str:
     return ext or (Path(path).suffix.lower() if path and Path(path).suffix else '.png')
 
 def _write_split(f:Path, k:int, split:str, out:Path, n:dict):
-    "Write every row of parquet file `f` (the `k`th of its split) as `out/<slug>/<split>-<k>-<row>.<ext>`; count into `n`"
+    "Write each row of parquet file `f` (its split's `k`th) as `out/<slug>/<split>-<k>-<row>.<ext>`; count into `n`"
     names = [hf_slug(o) for o in parquet_labels(f)]
     img,lab = _columns(f, pq.read_schema(f))
     i = 0
     for batch in pq.ParquetFile(f).iter_batches(batch_size=256, columns=[img, lab]):
         for im,v in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
-            if v is None or not 0 <= v < len(names): raise ValueError(f"{f.name} row {i}: label {v!r} is not one of its {len(names)} classes")
-            if not im or not im.get('bytes'): n['missing'] += 1; i += 1; continue # an image stored only as a path elsewhere
+            if v is None or not 0 <= v < len(names):
+                raise ValueError(f"{f.name} row {i}: label {v!r} is not one of its {len(names)} classes")
+            # an image stored only as a path elsewhere
+            if not im or not im.get('bytes'): n['missing'] += 1; i += 1; continue
             d = out/names[v]; d.mkdir(parents=True, exist_ok=True)
             (d/f"{split}-{k}-{i:05d}{_image_ext(im['bytes'], im.get('path'))}").write_bytes(im['bytes'])
             n[names[v]] += 1; i += 1
@@ -138,7 +147,8 @@ def parquet_to_folders(
     "Write the images of a Hugging Face image-classification parquet folder into class folders, the test split apart"
     src,dest = Path(src).expanduser(),Path(dest).expanduser()
     files = parquet_files(src)
-    if not files: raise FileNotFoundError(f"no .parquet files in {src} or {src/'data'}; pass the folder that holds the dataset's data/*.parquet")
+    if not files: raise FileNotFoundError(f"no .parquet files in {src} or {src/'data'}; "
+                                          "pass the folder that holds the dataset's data/*.parquet")
     want = dict(format='hf-parquet', files={f.name:f.stat().st_size for fs in files.values() for f in fs})
     counts = {}
     def build(tmp):
@@ -149,8 +159,9 @@ def parquet_to_folders(
     if verbose and counts:
         tr,te = (sum(v for c,v in counts.get(p, {}).items() if c != 'missing') for p in ('train', 'test'))
         miss = sum(n.get('missing', 0) for n in counts.values())
-        print(f"wrote {tr} train+validation images to {dest/'train'} and {te} test images, kept apart, to {dest/'test'} "
-              f"(from {sum(map(len, files.values()))} parquet files)" + (f"; {miss} rows had no image bytes" if miss else ''))
+        print(f"wrote {tr} train+validation images to {dest/'train'} and {te} test images, kept apart, "
+              f"to {dest/'test'} (from {sum(map(len, files.values()))} parquet files)"
+              + (f"; {miss} rows had no image bytes" if miss else ''))
     return dest
 
 # %% ../nbs/00b_open_data.ipynb #619daa74
@@ -161,7 +172,7 @@ def hf_online(
     env:dict=None, # environment to read `HF_HUB_OFFLINE` and `HF_ENDPOINT` from (default: `os.environ`)
     timeout:float=3.0, # the most seconds to wait for an answer
 )->bool:
-    "Can we reach the Hugging Face Hub? `False` at once when `HF_HUB_OFFLINE` is set, and never waits more than `timeout` s"
+    "Can we reach the Hugging Face Hub? `False` at once if `HF_HUB_OFFLINE` is set; never waits more than `timeout` s"
     env = os.environ if env is None else env
     if any(env.get(k, '').strip().lower() in _TRUE for k in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE')): return False
     u = urlparse(env.get('HF_ENDPOINT') or 'https://huggingface.co')
@@ -171,7 +182,8 @@ def hf_online(
         def probe():
             try: socket.create_connection(key, timeout=timeout).close(); res.append(True)
             except OSError: pass
-        t = threading.Thread(target=probe, daemon=True); t.start(); t.join(timeout) # a name lookup can hang: we don't wait for it
+        # a name lookup can hang: we don't wait for it
+        t = threading.Thread(target=probe, daemon=True); t.start(); t.join(timeout)
         _ONLINE[key] = bool(res)
     return _ONLINE[key]
 
@@ -186,16 +198,19 @@ def hf_folder(
 def hf_local(
     env:dict=None, # environment (default: `os.environ`)
 )->Path:
-    "The folder of the dataset's parquet files if we have them without the network (`KIMCHI_HF_DIR`, or a finished download), else `None`"
+    "The dataset's parquet folder if we have it offline (`KIMCHI_HF_DIR`, or a finished download), else `None`"
     env = os.environ if env is None else env
     d = hf_folder(env)
     if env.get('KIMCHI_HF_DIR', '').strip():
-        if not parquet_files(d): raise FileNotFoundError(f"KIMCHI_HF_DIR={d} holds no .parquet files (looked in it and in its data/ folder); point it at a copy of {HF_DATASET}'s files, or unset it")
+        if not parquet_files(d):
+            raise FileNotFoundError(f"KIMCHI_HF_DIR={d} holds no .parquet files (looked in it and in its data/ "
+                                    f"folder); point it at a copy of {HF_DATASET}'s files, or unset it")
         return d
     return d if read_marker(d, '.kimchi-download.json') is not None and parquet_files(d) else None
 
-HF_OFFLINE_MSG = (f"couldn't reach the Hugging Face Hub to download {HF_DATASET} (no network, or HF_HUB_OFFLINE is set); "
-                  "connect, or set KIMCHI_HF_DIR to a folder of its parquet files, or KIMCHI_DATA to the AI Hub zip or folder, or KIMCHI_SOURCE=toy")
+HF_OFFLINE_MSG = (f"couldn't reach the Hugging Face Hub to download {HF_DATASET} (no network, or HF_HUB_OFFLINE is "
+                  "set); connect, or set KIMCHI_HF_DIR to a folder of its parquet files, or KIMCHI_DATA to the AI Hub "
+                  "zip or folder, or KIMCHI_SOURCE=toy")
 
 def hf_download(
     env:dict=None, # environment (default: `os.environ`)
@@ -208,9 +223,14 @@ def hf_download(
     from huggingface_hub import snapshot_download
     d = hf_folder(env)
     try: snapshot_download(repo_id=HF_DATASET, repo_type='dataset', allow_patterns='data/*.parquet', local_dir=d)
-    except Exception as e: raise ConnectionError(f"downloading {HF_DATASET} failed ({type(e).__name__}: {str(e)[:200]}); run again to resume, or {HF_OFFLINE_MSG.split('; ', 1)[1]}") from e
-    if not parquet_files(d): raise FileNotFoundError(f"the download of {HF_DATASET} into {d} holds no data/*.parquet files; the dataset's layout may have changed: set KIMCHI_HF_DIR to a folder of its parquet files")
-    write_atomic(d/'.kimchi-download.json', json.dumps(dict(repo=HF_DATASET, files=sorted(f.name for fs in parquet_files(d).values() for f in fs))))
+    except Exception as e:
+        raise ConnectionError(f"downloading {HF_DATASET} failed ({type(e).__name__}: {str(e)[:200]}); "
+                              f"run again to resume, or {HF_OFFLINE_MSG.split('; ', 1)[1]}") from e
+    if not parquet_files(d):
+        raise FileNotFoundError(f"the download of {HF_DATASET} into {d} holds no data/*.parquet files; the dataset's "
+                                "layout may have changed: set KIMCHI_HF_DIR to a folder of its parquet files")
+    write_atomic(d/'.kimchi-download.json', json.dumps(dict(
+        repo=HF_DATASET, files=sorted(f.name for fs in parquet_files(d).values() for f in fs))))
     return d
 
 # %% ../nbs/00b_open_data.ipynb #9f378aa3

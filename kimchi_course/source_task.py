@@ -23,7 +23,8 @@ SOURCE_PALETTES = dict( # the colours a shape class draws its pieces in
     green=[(60, 120, 45), (110, 170, 60), (45, 100, 35), (150, 190, 90)],
     pale=[(240, 235, 215), (230, 225, 190), (245, 240, 235), (215, 220, 180)],
     purple=[(85, 35, 75), (70, 50, 120), (50, 70, 140), (110, 60, 130)])
-_BASES = [(170, 40, 28), (235, 145, 140), (225, 140, 90), (232, 228, 200), (120, 60, 35), (235, 225, 210), (110, 30, 30), (60, 90, 70)]
+_BASES = [(170, 40, 28), (235, 145, 140), (225, 140, 90), (232, 228, 200), (120, 60, 35), (235, 225, 210),
+          (110, 30, 30), (60, 90, 70)]
 
 def _col(r, pal, L, amt=20): return _jit(r, r.choice(pal), amt, L)
 
@@ -41,7 +42,8 @@ def _strands(d, r, c, R, L, pal):
     w = max(2, round(R*r.uniform(0.05, 0.08))); a0 = r.uniform(0, math.pi)
     for _ in range(r.randint(10, 20)):
         x, y = _in_disc(r, c, R, 0.8)
-        d.line(_strand(r, x, y, R*r.uniform(1.0, 1.8), a0 + r.uniform(-0.5, 0.5), 0.12, 8), fill=_col(r, pal, L), width=w, joint='curve')
+        d.line(_strand(r, x, y, R*r.uniform(1.0, 1.8), a0 + r.uniform(-0.5, 0.5), 0.12, 8), fill=_col(r, pal, L),
+               width=w, joint='curve')
 
 def _tangle(d, r, c, R, L, pal):
     "Many thin strands in every direction"
@@ -53,7 +55,8 @@ def _tangle(d, r, c, R, L, pal):
 def _leaves(d, r, c, R, L, pal, wobble=0.12, n=12):
     "Pointed leaves, smooth-edged (or ragged with a large `wobble`)"
     for _ in range(r.randint(6, 12)):
-        x, y = _in_disc(r, c, R, 0.6); a = r.uniform(0, math.pi); ln = R*r.uniform(0.7, 1.2); w = ln*r.uniform(0.35, 0.55)
+        x, y = _in_disc(r, c, R, 0.6); a = r.uniform(0, math.pi)
+        ln = R*r.uniform(0.7, 1.2); w = ln*r.uniform(0.35, 0.55)
         d.polygon(_leaf(x, y, ln, w, a, n=n, r=r, wobble=wobble), fill=_col(r, pal, L))
 
 def _ragged(d, r, c, R, L, pal): _leaves(d, r, c, R, L, pal, wobble=0.5, n=18)
@@ -74,7 +77,8 @@ def _slices(d, r, c, R, L, pal):
 def _cylinders(d, r, c, R, L, pal):
     "Split cylinders: a skin and a lighter inside"
     for _ in range(r.randint(4, 8)):
-        x, y = _in_disc(r, c, R, 0.5); a = r.uniform(0, math.pi); ln = R*r.uniform(0.5, 0.9); w = ln*r.uniform(0.25, 0.4); col = _col(r, pal, L)
+        x, y = _in_disc(r, c, R, 0.5); a = r.uniform(0, math.pi)
+        ln = R*r.uniform(0.5, 0.9); w = ln*r.uniform(0.25, 0.4); col = _col(r, pal, L)
         d.polygon(_quad(x, y, ln, w, a), fill=col)
         d.polygon(_quad(x, y, ln*0.95, w*0.5, a), fill=tuple(min(255, round(v*1.35)+25) for v in col))
 
@@ -89,9 +93,11 @@ def _sprigs(d, r, c, R, L, pal):
 def _teardrops(d, r, c, R, L, pal):
     "Teardrop roots with a few dull tops"
     for _ in range(r.randint(3, 7)):
-        x, y = _in_disc(r, c, R, 0.45); a = r.uniform(0, 2*math.pi); ln = R*r.uniform(0.5, 0.8); sx, sy = _pt(x, y, -ln*0.45, a)
+        x, y = _in_disc(r, c, R, 0.45); a = r.uniform(0, 2*math.pi)
+        ln = R*r.uniform(0.5, 0.8); sx, sy = _pt(x, y, -ln*0.45, a)
         for _ in range(r.randint(3, 6)):
-            d.line(_strand(r, sx, sy, R*r.uniform(0.3, 0.6), a+math.pi+r.uniform(-0.5, 0.5), 0.2, 4), fill=_jit(r, (90, 90, 60), 30, L), width=max(2, round(R*0.03)))
+            d.line(_strand(r, sx, sy, R*r.uniform(0.3, 0.6), a+math.pi+r.uniform(-0.5, 0.5), 0.2, 4),
+                   fill=_jit(r, (90, 90, 60), 30, L), width=max(2, round(R*0.03)))
         d.polygon(_leaf(x, y, ln, ln*r.uniform(0.55, 0.75), a, n=10), fill=_col(r, pal, L))
 
 def _coins(d, r, c, R, L, pal):
@@ -105,7 +111,8 @@ def _flecks(d, r, c, R, L, pal): _dots(d, r, r.randint(60, 140), c, R, R*0.035, 
 
 # %% ../nbs/00c_source_task.ipynb #314dd0b5
 SOURCE_SHAPES = dict(cubes=_cubes, strands=_strands, tangle=_tangle, leaves=_leaves, ragged=_ragged, julienne=_julienne,
-                     slices=_slices, cylinders=_cylinders, sprigs=_sprigs, teardrops=_teardrops, coins=_coins, flecks=_flecks)
+                     slices=_slices, cylinders=_cylinders, sprigs=_sprigs, teardrops=_teardrops, coins=_coins,
+                     flecks=_flecks)
 KIMCHI_LIKE = { # (shape, palette) pairs that would redraw a toy-kimchi class: left out of the source task
     ('cubes', 'red'):'kkakdugi', ('strands', 'green'):'pa-kimchi', ('tangle', 'green'):'buchu-kimchi',
     ('leaves', 'red'):'baechu-kimchi', ('leaves', 'pale'):'baek-kimchi', ('ragged', 'purple'):'gat-kimchi',
@@ -113,7 +120,8 @@ KIMCHI_LIKE = { # (shape, palette) pairs that would redraw a toy-kimchi class: l
     ('cylinders', 'green'):'oi-sobagi', ('sprigs', 'green'):'yeolmu-kimchi', ('teardrops', 'red'):'chonggak-kimchi',
     ('teardrops', 'pale'):'chonggak-kimchi'}
 SOURCE_BROTHS = dict(zip(('red', 'pink', 'orange', 'pale', 'brown', 'green'),
-                         [(170, 40, 28), (235, 145, 140), (225, 140, 90), (232, 228, 200), (120, 60, 35), (90, 130, 60)]))
+                         [(170, 40, 28), (235, 145, 140), (225, 140, 90), (232, 228, 200), (120, 60, 35),
+                          (90, 130, 60)]))
 SOURCE_TEXTURES = ('stripes', 'checks', 'polka', 'rings')
 SOURCE_CLASSES = tuple([f'{k}-{p}' for k in SOURCE_SHAPES for p in SOURCE_PALETTES if (k, p) not in KIMCHI_LIKE]
                        + [f'broth-{b}' for b in SOURCE_BROTHS] + [f'texture-{t}' for t in SOURCE_TEXTURES])
@@ -126,10 +134,13 @@ def _broth(d, r, c, R, L, base):
 
 def _texture(kind, r, im, L):
     "A full-frame pattern in two random colours"
-    w, h = im.size; d = ImageDraw.Draw(im); col = [_jit(r, tuple(r.randint(20, 240) for _ in range(3)), 0, L) for _ in range(2)]
+    w, h = im.size; d = ImageDraw.Draw(im)
+    col = [_jit(r, tuple(r.randint(20, 240) for _ in range(3)), 0, L) for _ in range(2)]
     if kind == 'stripes':
         st, a, W = r.uniform(4, 14), r.uniform(0, math.pi), w*1.5
-        for i in range(1, int(2*W/st), 2): d.polygon(_turn([(-W+i*st, -W), (-W+i*st+st/2, -W), (-W+i*st+st/2, W), (-W+i*st, W)], w/2, h/2, a), fill=col[0])
+        for i in range(1, int(2*W/st), 2):
+            d.polygon(_turn([(-W+i*st, -W), (-W+i*st+st/2, -W), (-W+i*st+st/2, W), (-W+i*st, W)], w/2, h/2, a),
+                      fill=col[0])
     elif kind == 'checks':
         st = r.randint(5, 14)
         for i in range(0, w, st):
@@ -137,7 +148,8 @@ def _texture(kind, r, im, L):
                 if (i//st + j//st) % 2: d.rectangle((i, j, i+st, j+st), fill=col[0])
     elif kind == 'polka':
         sz = r.uniform(2, 6)
-        for _ in range(r.randint(20, 60)): x, y = r.uniform(0, w), r.uniform(0, h); d.ellipse((x-sz, y-sz, x+sz, y+sz), fill=col[0])
+        for _ in range(r.randint(20, 60)):
+            x, y = r.uniform(0, w), r.uniform(0, h); d.ellipse((x-sz, y-sz, x+sz, y+sz), fill=col[0])
     else: # rings
         x, y, st = r.uniform(0, w), r.uniform(0, h), r.uniform(3, 8)
         for k in range(40, 0, -1): d.ellipse((x-k*st, y-k*st, x+k*st, y+k*st), fill=col[k % 2])
@@ -158,11 +170,13 @@ def source_image(
     seed=0, # seed of this image's `random.Random` (an int or a string)
 )->Image.Image:
     "One synthetic source-task image of class `name`, `size`×`size` pixels"
-    if name not in SOURCE_CLASSES: raise ValueError(f"{name!r} is not a source class; use one of SOURCE_CLASSES (e.g. {SOURCE_CLASSES[0]!r})")
+    if name not in SOURCE_CLASSES:
+        raise ValueError(f"{name!r} is not a source class; use one of SOURCE_CLASSES (e.g. {SOURCE_CLASSES[0]!r})")
     if size < 16: raise ValueError(f"size={size} is too small to draw; use at least 16 pixels")
     r = random.Random(seed); L = r.uniform(0.85, 1.12); W = round(size*1.5); kind, _, what = name.partition('-')
     if kind == 'texture':
-        im = Image.new('RGB', (W, W), _jit(r, tuple(r.randint(20, 240) for _ in range(3)), 0, L)); _texture(what, r, im, L)
+        im = Image.new('RGB', (W, W), _jit(r, tuple(r.randint(20, 240) for _ in range(3)), 0, L))
+        _texture(what, r, im, L)
         return im.resize((size, size), Image.BILINEAR)
     im = _table(r, W, W, L)
     if kind == 'broth': draw = lambda d, c, R: _broth(d, r, c, R, L, SOURCE_BROTHS[what])
@@ -172,7 +186,8 @@ def source_image(
             if bowl: d.ellipse((c-R, c-R, c+R, c+R), fill=base)
             SOURCE_SHAPES[kind](d, r, c, R, L, SOURCE_PALETTES[what])
         if not bowl: draw(ImageDraw.Draw(im), W/2, W/2*1.1) # pieces straight on the table
-    if kind == 'broth' or bowl: _bowl(r, im, draw, W*r.uniform(0.7, 1.05), W/2 + r.uniform(-0.15, 0.15)*W, W/2 + r.uniform(-0.15, 0.15)*W, L)
+    if kind == 'broth' or bowl:
+        _bowl(r, im, draw, W*r.uniform(0.7, 1.05), W/2 + r.uniform(-0.15, 0.15)*W, W/2 + r.uniform(-0.15, 0.15)*W, L)
     return im.resize((size, size), Image.BILINEAR)
 
 # %% ../nbs/00c_source_task.ipynb #9cb7b68a
@@ -181,21 +196,25 @@ SOURCE_MARKER = '.source-task.json'
 
 def _whole(v, least:int, what:str)->int:
     "`v` as an int of at least `least`, or a clear error naming `what`"
-    if isinstance(v, bool) or not isinstance(v, int) or v < least: raise ValueError(f"{what}={v!r}: pass a whole number, at least {least}")
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+        raise ValueError(f"{what}={v!r}: pass a whole number, at least {least}")
     return v
 
 def _draw_split(n:int, split:str, size:int, seed:int)->tuple:
     "`n` images of every class as a uint8 array (N, size, size, 3), and their labels"
-    x = np.stack([np.asarray(source_image(c, size, seed=f'source/{seed}/{split}/{c}/{i}')) for i in range(n) for c in SOURCE_CLASSES])
+    x = np.stack([np.asarray(source_image(c, size, seed=f'source/{seed}/{split}/{c}/{i}'))
+                  for i in range(n) for c in SOURCE_CLASSES])
     return x, np.tile(np.arange(len(SOURCE_CLASSES)), n)
 
 def _write_task(tmp:Path, a:dict):
     "Draw the source task with arguments `a` into the empty folder `tmp`"
     for split,n in (('train', a['n_per_class']), ('valid', a['n_valid'])):
-        x, y = _draw_split(n, split, a['size'], a['seed']); np.save(tmp/f'{split}_x.npy', x); np.save(tmp/f'{split}_y.npy', y)
+        x, y = _draw_split(n, split, a['size'], a['seed'])
+        np.save(tmp/f'{split}_x.npy', x); np.save(tmp/f'{split}_y.npy', y)
     (tmp/'classes.json').write_text(json.dumps(list(SOURCE_CLASSES)))
-    (tmp/'README.txt').write_text("A SYNTHETIC source task for pretraining (kimchi_course.source_task.make_source_task): generic shapes, "
-                                  "palettes, broths and textures drawn by a program. No photos, and none of toy-kimchi's classes.\n")
+    (tmp/'README.txt').write_text("A SYNTHETIC source task for pretraining "
+                                  "(kimchi_course.source_task.make_source_task): generic shapes, palettes, broths and "
+                                  "textures drawn by a program. No photos, and none of toy-kimchi's classes.\n")
 
 def make_source_task(
     dest=None, # folder to write into (default: `cache_dir()/'source-task-<hash of the arguments>'`)
@@ -210,17 +229,20 @@ def make_source_task(
     want = dict(dataset='source-task', synthetic=True, version=SOURCE_VERSION, classes=len(SOURCE_CLASSES), args=a)
     key = hashlib.sha1(json.dumps(want, sort_keys=True).encode()).hexdigest()[:10]
     dest = Path(dest).expanduser() if dest is not None else cache_dir()/f'source-task-{key}'
-    return build_folder(dest, functools.partial(_write_task, a=a), want, marker=SOURCE_MARKER, what='source task', replace=True)
+    return build_folder(dest, functools.partial(_write_task, a=a), want, marker=SOURCE_MARKER, what='source task',
+                        replace=True)
 
 def load_source_task(
     path, # a folder made by `make_source_task`
 )->dict:
     "The source task's arrays as tensors: `x`, `y`, `valid_x`, `valid_y` (images N×3×H×W, uint8) and `classes`"
     path = Path(path)
-    if read_marker(path, SOURCE_MARKER) is None: raise FileNotFoundError(f"{path} is not a source task; make one with make_source_task()")
+    if read_marker(path, SOURCE_MARKER) is None:
+        raise FileNotFoundError(f"{path} is not a source task; make one with make_source_task()")
     t = {k:torch.from_numpy(np.load(path/f'{k}.npy')) for k in ('train_x', 'train_y', 'valid_x', 'valid_y')}
-    return dict(x=t['train_x'].permute(0, 3, 1, 2).contiguous(), y=t['train_y'], valid_x=t['valid_x'].permute(0, 3, 1, 2).contiguous(),
-                valid_y=t['valid_y'], classes=json.loads((path/'classes.json').read_text()))
+    return dict(x=t['train_x'].permute(0, 3, 1, 2).contiguous(), y=t['train_y'],
+                valid_x=t['valid_x'].permute(0, 3, 1, 2).contiguous(), valid_y=t['valid_y'],
+                classes=json.loads((path/'classes.json').read_text()))
 
 # %% ../nbs/00c_source_task.ipynb #05e88955
 def source_fingerprint(

@@ -35,7 +35,8 @@ def _leaf(x, y, length, width, a, n=12, r=None, wobble=0.0):
     "Outline of a pointed leaf centred at (x,y), its long axis at angle `a`"
     ts = [-1 + 2*i/(n-1) for i in range(n)]
     half = [width/2*(1 - t*t)**0.8*(1 + (r.uniform(-wobble, wobble) if wobble else 0)) for t in ts]
-    return _turn([(t*length/2, w) for t,w in zip(ts, half)] + [(t*length/2, -w) for t,w in zip(ts[::-1], half[::-1])], x, y, a)
+    return _turn([(t*length/2, w) for t,w in zip(ts, half)] + [(t*length/2, -w) for t,w in zip(ts[::-1], half[::-1])],
+                 x, y, a)
 
 def _quad(x, y, w, h, a):
     "Outline of a `w`×`h` rectangle centred at (x,y), turned by `a`"
@@ -59,23 +60,28 @@ def _baechu(d, r, c, R, L):
     "Red napa-cabbage leaves with pale ribs, folded into a heap"
     d.ellipse((c-R, c-R, c+R, c+R), fill=_jit(r, (170, 35, 25), 20, L))
     for _ in range(r.randint(8, 13)):
-        x, y = _in_disc(r, c, R, 0.6); a = r.uniform(0, math.pi); ln = R*r.uniform(0.8, 1.3); w = ln*r.uniform(0.35, 0.5)
+        x, y = _in_disc(r, c, R, 0.6); a = r.uniform(0, math.pi)
+        ln = R*r.uniform(0.8, 1.3); w = ln*r.uniform(0.35, 0.5)
         d.polygon(_leaf(x, y, ln, w, a, r=r, wobble=0.15), fill=_jit(r, (205, 60, 35), 25, L),
                   outline=_jit(r, (120, 20, 15), 10, L), width=max(1, round(R*0.012)))
         sx, sy = _pt(x, y, -ln*0.5, a)  # the pale rib: a wedge from the stem end
-        d.polygon(_leaf(*_pt(sx, sy, ln*0.3, a), ln*0.6, w*r.uniform(0.35, 0.5), a, n=8), fill=_jit(r, (245, 220, 165), 15, L))
+        d.polygon(_leaf(*_pt(sx, sy, ln*0.3, a), ln*0.6, w*r.uniform(0.35, 0.5), a, n=8),
+                  fill=_jit(r, (245, 220, 165), 15, L))
     _dots(d, r, r.randint(40, 80), c, R, R*0.025, [(150, 20, 15), (220, 70, 40)], L)
 
 def _baek(d, r, c, R, L):
     "Pale cabbage leaves in clear broth, a few chili threads and jujube slices"
     d.ellipse((c-R, c-R, c+R, c+R), fill=_jit(r, (232, 228, 200), 12, L))
     for _ in range(r.randint(5, 9)):
-        x, y = _in_disc(r, c, R, 0.5); a = r.uniform(0, math.pi); ln = R*r.uniform(0.7, 1.1); w = ln*r.uniform(0.35, 0.5)
+        x, y = _in_disc(r, c, R, 0.5); a = r.uniform(0, math.pi)
+        ln = R*r.uniform(0.7, 1.1); w = ln*r.uniform(0.35, 0.5)
         d.polygon(_leaf(x, y, ln, w, a, r=r, wobble=0.15), fill=_jit(r, (210, 226, 175), 15, L))
-        d.line([_pt(x, y, -ln*0.45, a), _pt(x, y, ln*0.45, a)], fill=_jit(r, (250, 248, 235), 6, L), width=max(2, round(w*0.3)))
+        d.line([_pt(x, y, -ln*0.45, a), _pt(x, y, ln*0.45, a)], fill=_jit(r, (250, 248, 235), 6, L),
+               width=max(2, round(w*0.3)))
     for _ in range(r.randint(2, 6)):
         x, y = _in_disc(r, c, R, 0.8)
-        d.line(_strand(r, x, y, R*0.3, r.uniform(0, 2*math.pi), 0.5, 4), fill=_jit(r, (200, 40, 30), 15, L), width=max(1, round(R*0.012)))
+        d.line(_strand(r, x, y, R*0.3, r.uniform(0, 2*math.pi), 0.5, 4), fill=_jit(r, (200, 40, 30), 15, L),
+               width=max(1, round(R*0.012)))
     _dots(d, r, r.randint(1, 4), c, R, R*0.05, [(140, 30, 30)], L, 0.8)
 
 def _buchu(d, r, c, R, L):
@@ -104,9 +110,12 @@ def _gat(d, r, c, R, L):
     "Dark purple-green mustard leaves with ragged edges"
     d.ellipse((c-R, c-R, c+R, c+R), fill=_jit(r, (110, 30, 30), 15, L))
     for _ in range(r.randint(8, 13)):
-        x, y = _in_disc(r, c, R, 0.6); a = r.uniform(0, math.pi); ln = R*r.uniform(0.8, 1.3); w = ln*r.uniform(0.4, 0.6)
-        d.polygon(_leaf(x, y, ln, w, a, n=18, r=r, wobble=0.45), fill=_jit(r, r.choice([(85, 35, 75), (70, 40, 85), (55, 80, 45)]), 15, L))
-        d.line([_pt(x, y, -ln*0.45, a), _pt(x, y, ln*0.45, a)], fill=_jit(r, (150, 150, 110), 15, L), width=max(1, round(w*0.08)))
+        x, y = _in_disc(r, c, R, 0.6); a = r.uniform(0, math.pi)
+        ln = R*r.uniform(0.8, 1.3); w = ln*r.uniform(0.4, 0.6)
+        d.polygon(_leaf(x, y, ln, w, a, n=18, r=r, wobble=0.45),
+                  fill=_jit(r, r.choice([(85, 35, 75), (70, 40, 85), (55, 80, 45)]), 15, L))
+        d.line([_pt(x, y, -ln*0.45, a), _pt(x, y, ln*0.45, a)], fill=_jit(r, (150, 150, 110), 15, L),
+               width=max(1, round(w*0.08)))
     _dots(d, r, r.randint(30, 60), c, R, R*0.02, [(170, 40, 30)], L)
 
 def _kkakdugi(d, r, c, R, L):
@@ -127,7 +136,8 @@ def _musaengchae(d, r, c, R, L):
     w = max(1, round(R*r.uniform(0.012, 0.022)))
     for _ in range(r.randint(180, 280)):
         x, y = _in_disc(r, c, R, 0.7); a = r.uniform(0, 2*math.pi)
-        d.line([(x, y), _pt(x, y, R*r.uniform(0.12, 0.3), a)], fill=_jit(r, r.choice([(230, 95, 55), (240, 130, 80), (215, 70, 40)]), 15, L), width=w)
+        d.line([(x, y), _pt(x, y, R*r.uniform(0.12, 0.3), a)],
+               fill=_jit(r, r.choice([(230, 95, 55), (240, 130, 80), (215, 70, 40)]), 15, L), width=w)
     _dots(d, r, r.randint(5, 15), c, R, R*0.02, [(60, 120, 40)], L, 0.6)
 
 def _nabak(d, r, c, R, L):
@@ -139,19 +149,23 @@ def _nabak(d, r, c, R, L):
                   fill=_jit(r, r.choice([(245, 235, 225), (240, 205, 200), (230, 235, 200)]), 10, L))
     for _ in range(r.randint(2, 6)):
         x, y = _in_disc(r, c, R, 0.8)
-        d.line(_strand(r, x, y, R*0.25, r.uniform(0, 2*math.pi), 0.3, 3), fill=_jit(r, (80, 150, 60), 20, L), width=max(1, round(R*0.025)))
+        d.line(_strand(r, x, y, R*0.25, r.uniform(0, 2*math.pi), 0.3, 3), fill=_jit(r, (80, 150, 60), 20, L),
+               width=max(1, round(R*0.025)))
 
 def _oi_sobagi(d, r, c, R, L):
     "Stuffed cucumber pieces: green cylinders split open on a red filling with chives"
     d.ellipse((c-R, c-R, c+R, c+R), fill=_jit(r, (165, 45, 30), 18, L))
     for _ in range(r.randint(4, 7)):
-        x, y = _in_disc(r, c, R, 0.5); a = r.uniform(0, math.pi); ln = R*r.uniform(0.6, 0.95); w = ln*r.uniform(0.28, 0.38)
+        x, y = _in_disc(r, c, R, 0.5); a = r.uniform(0, math.pi)
+        ln = R*r.uniform(0.6, 0.95); w = ln*r.uniform(0.28, 0.38)
         d.polygon(_quad(x, y, ln, w, a), fill=_jit(r, (60, 115, 45), 18, L))
         d.polygon(_quad(x, y, ln*0.96, w*0.55, a), fill=_jit(r, (175, 200, 120), 15, L))
-        d.line([_pt(x, y, -ln*0.4, a), _pt(x, y, ln*0.4, a)], fill=_jit(r, (200, 50, 30), 15, L), width=max(2, round(w*0.25)))
+        d.line([_pt(x, y, -ln*0.4, a), _pt(x, y, ln*0.4, a)], fill=_jit(r, (200, 50, 30), 15, L),
+               width=max(2, round(w*0.25)))
         for _ in range(4):
             px, py = _pt(x, y, r.uniform(-0.35, 0.35)*ln, a)
-            d.line([(px, py), _pt(px, py, w*0.3, a+r.uniform(1, 2))], fill=_jit(r, (50, 130, 40), 20, L), width=max(1, round(w*0.08)))
+            d.line([(px, py), _pt(px, py, w*0.3, a+r.uniform(1, 2))], fill=_jit(r, (50, 130, 40), 20, L),
+                   width=max(1, round(w*0.08)))
 
 def _pa(d, r, c, R, L):
     "Long scallions, white at the root end, folded in red paste"
@@ -171,7 +185,8 @@ def _yeolmu(d, r, c, R, L):
         x, y = _in_disc(r, c, R, 0.85); a = r.uniform(0, 2*math.pi); ln = R*r.uniform(0.3, 0.6)
         d.line([(x, y), _pt(x, y, ln, a)], fill=_jit(r, (200, 215, 160), 15, L), width=max(1, round(R*0.02)))
         ex, ey = _pt(x, y, ln, a); lw = R*r.uniform(0.18, 0.3)
-        d.polygon(_leaf(*_pt(ex, ey, lw*0.4, a), lw, lw*0.55, a, n=10, r=r, wobble=0.3), fill=_jit(r, (115, 175, 60), 20, L))
+        d.polygon(_leaf(*_pt(ex, ey, lw*0.4, a), lw, lw*0.55, a, n=10, r=r, wobble=0.3),
+                  fill=_jit(r, (115, 175, 60), 20, L))
 
 TOY_RECIPES = dict(zip((c.slug for c in KIMCHI_CLASSES),
     (_baechu, _baek, _buchu, _chonggak, _gat, _kkakdugi, _musaengchae, _nabak, _oi_sobagi, _pa, _yeolmu)))
@@ -192,7 +207,8 @@ def _clutter(d, r, w, h, L):
         d.ellipse((ex-sz*0.15, ey-sz*0.15, ex+sz*0.15, ey+sz*0.15), fill=col)
     elif k < 0.8:
         d.ellipse((x-sz/2, y-sz/2, x+sz/2, y+sz/2), fill=_jit(r, (235, 235, 230), 15, L))
-        d.ellipse((x-sz*0.38, y-sz*0.38, x+sz*0.38, y+sz*0.38), fill=_jit(r, (r.randint(40, 240), r.randint(40, 240), r.randint(40, 240)), 0, L))
+        d.ellipse((x-sz*0.38, y-sz*0.38, x+sz*0.38, y+sz*0.38),
+                  fill=_jit(r, (r.randint(40, 240), r.randint(40, 240), r.randint(40, 240)), 0, L))
     else: d.polygon(_quad(x, y, sz*1.2, sz*0.8, r.uniform(0, math.pi)), fill=_jit(r, (r.randint(60, 250),)*3, 30, L))
 
 def _table(r, w, h, L):
@@ -212,7 +228,8 @@ def _table(r, w, h, L):
         for p in range(0, h, 2*st): d.rectangle((0, p, w, p+st), fill=col2)
     elif kind == 'tray':
         m = round(min(w, h)*r.uniform(0.02, 0.08))
-        d.rounded_rectangle((m, m, w-m, h-m), radius=m*2, fill=_jit(r, r.choice([(180, 40, 35), (40, 40, 40), (190, 150, 100)]), 20, L))
+        d.rounded_rectangle((m, m, w-m, h-m), radius=m*2,
+                            fill=_jit(r, r.choice([(180, 40, 35), (40, 40, 40), (190, 150, 100)]), 20, L))
     for _ in range(r.randint(2, 6)): _clutter(d, r, w, h, L)
     return im
 
@@ -315,10 +332,14 @@ def _write_class(root, k, slug, folder, a):
     txt, bad = _props(k, boxes, random.Random(f"{pre}/{a['seed']}/{slug}/props"), a['malformed_props'])
     (d/'crop_area.properties').write_text(txt, encoding='ascii', newline='\n')
     extra = d/f"{_stem(k, a['n_per_class'])}.jpg"
-    if broken == 'truncated': b = _jpeg(toy_image(slug, 300, 240, seed=f"{a['seed']}/broken")[0], 90); extra.write_bytes(b[:len(b)//2])
+    if broken == 'truncated':
+        b = _jpeg(toy_image(slug, 300, 240, seed=f"{a['seed']}/broken")[0], 90); extra.write_bytes(b[:len(b)//2])
     elif broken == 'empty': extra.write_bytes(b'')
-    elif broken == 'text': extra.write_text('This is not an image: a text file with a .jpg name (synthetic toy-kimchi).\n', encoding='ascii')
-    elif broken == 'ds_store': extra = d/'.DS_Store'; extra.write_bytes(b'\x00\x00\x00\x01Bud1' + bytes(26))
+    elif broken == 'text':
+        extra.write_text('This is not an image: a text file with a .jpg name (synthetic toy-kimchi).\n',
+                         encoding='ascii')
+    elif broken == 'ds_store':
+        extra = d/'.DS_Store'; extra.write_bytes(b'\x00\x00\x00\x01Bud1' + bytes(26))
     else: extra = None
     return ([f'{folder}/{extra.name}'] if extra else []), [f'{folder}/crop_area.properties: {l}' for l in bad]
 
@@ -348,26 +369,32 @@ def _toy_args(n_per_class, seed, hangul, malformed_props, broken_files, large_fr
         raise ValueError(f"n_per_class={n_per_class!r}: pass a whole number of images per class, at least 1")
     if not whole(seed): raise ValueError(f"seed={seed!r}: pass a whole number")
     h = hangul.lower() if isinstance(hangul, str) else hangul
-    if h not in (None, 'nfc', 'nfd'): raise ValueError(f"hangul={hangul!r}: pass None (slug folder names), 'nfc' or 'nfd'")
+    if h not in (None, 'nfc', 'nfd'):
+        raise ValueError(f"hangul={hangul!r}: pass None (slug folder names), 'nfc' or 'nfd'")
     if not isinstance(large_frac, numbers.Real) or not 0 <= large_frac <= 1:
         raise ValueError(f"large_frac={large_frac!r}: pass a share between 0 and 1")
-    if split not in ('train', 'test'): raise ValueError(f"split={split!r}: pass 'train' (the dataset) or 'test' (its held-out test split)")
+    if split not in ('train', 'test'):
+        raise ValueError(f"split={split!r}: pass 'train' (the dataset) or 'test' (its held-out test split)")
     a = dict(n_per_class=int(n_per_class), seed=int(seed), hangul=h, malformed_props=bool(malformed_props),
              broken_files=bool(broken_files), large_frac=float(large_frac))
-    return {**a, 'split':'test'} if split == 'test' else a # the train split's arguments (and cache folder) are as before
+    # the train split's arguments (and cache folder) are as before
+    return {**a, 'split':'test'} if split == 'test' else a
 
 def _folder(c, hangul): return unicodedata.normalize(hangul.upper(), c.hangul) if hangul else c.slug
 
 def _write_toy(root, a):
-    "Write a complete toy-kimchi dataset with arguments `a` into the empty folder `root`; returns what it broke on purpose"
+    "Write a complete toy-kimchi with arguments `a` into the empty folder `root`; returns what it broke on purpose"
     broken, malformed, classes = [], [], []
     for k,c in enumerate(KIMCHI_CLASSES):
         b, m = _write_class(root, k, c.slug, _folder(c, a['hangul']), a); broken += b; malformed += m
         classes.append(f"  {c.slug:16} {unicodedata.normalize('NFC', c.hangul)}")
-    if a['broken_files']: (root/'.DS_Store').write_bytes(b'\x00\x00\x00\x01Bud1' + bytes(26)); broken.append('.DS_Store')
+    if a['broken_files']:
+        (root/'.DS_Store').write_bytes(b'\x00\x00\x00\x01Bud1' + bytes(26)); broken.append('.DS_Store')
     naming = {None:'romanized slug', 'nfc':'Hangul, NFC (composed)', 'nfd':'Hangul, NFD (decomposed)'}[a['hangul']]
-    (root/'README.txt').write_text(_README.format(n=a['n_per_class'], args=json.dumps(a, sort_keys=True), version=TOY_VERSION,
-                                                  naming=naming, classes='\n'.join(classes)), encoding='utf-8', newline='\n')
+    (root/'README.txt').write_text(
+        _README.format(n=a['n_per_class'], args=json.dumps(a, sort_keys=True), version=TOY_VERSION,
+                       naming=naming, classes='\n'.join(classes)),
+        encoding='utf-8', newline='\n')
     return dict(broken=broken, malformed=malformed)
 
 # %% ../nbs/00a_toy_kimchi.ipynb #95fb4026
@@ -378,7 +405,8 @@ def _same(p:Path, a:dict)->bool:
 
 def toy_key(**args)->str:
     "Short hash of `make_toy_kimchi` arguments (and the generator version): the cache folder's suffix"
-    a = _toy_args(**{**dict(n_per_class=30, seed=42, hangul=None, malformed_props=False, broken_files=False, large_frac=0.2, split='train'), **args})
+    a = _toy_args(**{**dict(n_per_class=30, seed=42, hangul=None, malformed_props=False, broken_files=False,
+                            large_frac=0.2, split='train'), **args})
     return hashlib.sha1(json.dumps(dict(a, version=TOY_VERSION), sort_keys=True).encode()).hexdigest()[:10]
 
 # %% ../nbs/00a_toy_kimchi.ipynb #8461db4e
@@ -390,15 +418,17 @@ def make_toy_kimchi(
     malformed_props:bool=False, # break a few lines of `crop_area.properties` in three classes
     broken_files:bool=False, # add broken files (truncated, empty, text as .jpg, .DS_Store) and odd extensions
     large_frac:float=0.2, # share of images whose long side is 1000–1600 px (the others: 200–600 px)
-    split:str='train', # 'test': the held-out test split, drawn from keys of its own (never an image of the 'train' one)
+    split:str='train', # 'test': the held-out test split, drawn from keys of its own (no image of the 'train' one)
 )->Path:
     "Draw (or find cached) the synthetic toy-kimchi dataset; returns the root that holds the 11 class folders"
     a = _toy_args(n_per_class, seed, hangul, malformed_props, broken_files, large_frac, split)
     dest = Path(dest).expanduser().absolute() if dest is not None else cache_dir()/f'toy-kimchi-{toy_key(**a)}'
     if _same(dest, a): return dest
     if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and read_marker(dest, TOY_MARKER) is None)):
-        raise FileExistsError(f"{dest} exists and is not a toy-kimchi folder; toy-kimchi never writes into other folders: "
+        raise FileExistsError(f"{dest} exists and is not a toy-kimchi folder; "
+                              "toy-kimchi never writes into other folders: "
                               "pass a new or empty folder as dest (or leave dest out to use the cache)")
     want = dict(dataset='toy-kimchi', synthetic=True, version=TOY_VERSION, args=a)
-    def build(tmp): want.update(_write_toy(tmp, a)) # what was broken on purpose joins the marker, written after the build
+    # what was broken on purpose joins the marker, written after the build
+    def build(tmp): want.update(_write_toy(tmp, a))
     return build_folder(dest, build, want, marker=TOY_MARKER, what='toy-kimchi', replace=True)
