@@ -15,7 +15,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from .core import *
 from .open_data import photo_size, parquet_files
-from .presize_cache import data_path, source_folder, prepared_path
+from .archives import data_path, source_folder
+from .presize_cache import prepared_path
 from .dataloaders import train_dls
 from .pretraining import course_learner
 from .interpret import epoch_lines, confusion_figure, score_held_out, held_out_line
