@@ -15,15 +15,15 @@ __all__ = ['KNOWN_NOISE', 'MODES', 'MODE_VALUES', 'FULL_SIZES', 'KIMCHI_CLASSES'
            'version_stamp']
 
 # %% ../nbs/00_core.ipynb #d92974db
-import os, sys, re, ast, json, uuid, shutil, random, argparse, platform, warnings, functools, importlib.util, unicodedata
+import os, sys, re, ast, json, uuid, shutil, random, argparse, platform, warnings, functools, importlib.util
 from pathlib import Path
 from typing import NamedTuple
 from importlib.metadata import version, metadata
-import numpy as np, torch
+import unicodedata, numpy as np, torch
 
 # %% ../nbs/00_core.ipynb #11531f2d
 KNOWN_NOISE = (
-    (FutureWarning, r'.*torch\.jit\.script.* is deprecated'), # raised inside fastai's import; nothing to fix on our side
+    (FutureWarning, r'.*torch\.jit\.script.* is deprecated'), # raised inside fastai's import; nothing to fix here
     (UserWarning, r"The parameter 'pretrained' is deprecated"), # torchvision, about fastai's call
     (UserWarning, r'Arguments other than a weight enum or `None` for .weights. are deprecated'), # torchvision, same
 )
@@ -42,8 +42,8 @@ def course_mode(
     "The course mode: `KIMCHI_MODE` if set, else `smoke` under `IN_TEST` or without CUDA, else `full`"
     env = os.environ if env is None else env
     m = env.get('KIMCHI_MODE', '').strip().lower()
-    if m and m not in MODES: raise ValueError(f"KIMCHI_MODE={m!r} is not a mode; use one of {', '.join(MODES)} (or unset it)")
-    if m: return m
+    if m in MODES: return m
+    if m: raise ValueError(f"KIMCHI_MODE={m!r} is not a mode; use one of {', '.join(MODES)} (or unset it)")
     if env.get('IN_TEST'): return 'smoke'
     return 'full' if (torch.cuda.is_available() if cuda is None else cuda) else 'smoke'
 
@@ -67,7 +67,7 @@ def size_rule(
     what:str='the photos', # the source, for the reasons ('the open data')
     max_up:float=2., # the most the rule enlarges a photo
 )->Sizes:
-    "Full-mode sizes for photos of short side `side`: fastbook's 460 → 224, or smaller where that would enlarge them over `max_up`×"
+    "Full-mode sizes for photos of short side `side`: fastbook's 460 → 224, or less if it enlarges them over `max_up`×"
     pre, size = FULL_SIZES
     if not side: return Sizes(pre, size, {})
     if side*max_up >= pre:
@@ -80,7 +80,7 @@ def size_rule(
 
 # %% ../nbs/00_core.ipynb #f1efdf47
 class CourseSettings:
-    "The mode, device and values a chapter runs with; attributes, plus a table in notebooks (with the reasons for derived values)"
+    "The mode, device and values a chapter runs with: attributes, plus a notebook table (with derived values' reasons)"
     def __init__(self, mode:str, device:str, values:dict, overridden:tuple=(), why:dict=None):
         self.mode,self.device,self._keys,self.overridden = mode,device,list(values),tuple(overridden)
         self.why = dict(why or {}) # setting -> why it has its value (full mode's derived sizes)
@@ -103,7 +103,7 @@ def _pick(v, mode):
     return v[mode] if isinstance(v, dict) and set(v)==set(MODES) else v
 
 def _photos(photos, env)->tuple:
-    "`(side, what)` from `photos`: a number, a `(side, what)` pair, or a function of the environment returning one (or `None`)"
+    "`(side, what)` from `photos`: a number, a `(side, what)` pair, or a function of `env` returning one (or `None`)"
     if callable(photos): photos = photos(env)
     if photos is None: return None, None
     return (photos, 'the photos') if isinstance(photos, (int, float)) else tuple(photos)
@@ -111,10 +111,10 @@ def _photos(photos, env)->tuple:
 def course_settings(
     mode:str=None, # 'smoke' or 'full' (default: `course_mode()`)
     env:dict=None, # environment to read `KIMCHI_SETTINGS` from (default: `os.environ`)
-    photos=None, # full mode: the photos' size for `size_rule`: a number, `(side, what)`, or a function of `env` (`source_photos`)
+    photos=None, # full mode, for `size_rule`: a photo size, `(side, what)`, or a function of `env` (`source_photos`)
     **overrides, # extra or changed values; a `dict(smoke=…, full=…)` is picked by mode
 )->CourseSettings:
-    "A chapter's settings: the mode's values (full mode: sizes from `photos`), the chapter's `overrides`, then `KIMCHI_SETTINGS`"
+    "A chapter's settings: the mode's values (full mode: sizes from `photos`), then `overrides`, then `KIMCHI_SETTINGS`"
     mode = mode or course_mode()
     if mode not in MODES: raise ValueError(f"mode={mode!r} is not a mode; use one of {', '.join(MODES)}")
     vals, why = {**MODE_VALUES[mode], **{k:_pick(v, mode) for k,v in overrides.items()}}, {}
@@ -176,7 +176,8 @@ def _setting_value(key:str, raw:str, like):
         return raw.strip()
     except (ValueError, SyntaxError, TypeError):
         kind = type(like).__name__ if like is not None else 'value'
-        raise ValueError(f"KIMCHI_SETTINGS: {key}={raw!r} is not a valid {kind} (the setting is {like!r} here); fix or unset KIMCHI_SETTINGS") from None
+        raise ValueError(f"KIMCHI_SETTINGS: {key}={raw!r} is not a valid {kind} (the setting is {like!r} here); "
+                         "fix or unset KIMCHI_SETTINGS") from None
 
 # %% ../nbs/00_core.ipynb #84855894
 def settings_from_env(
@@ -190,12 +191,13 @@ def settings_from_env(
     for pair in filter(None, (p.strip() for p in re.split(r',(?![^\[\(\{]*[\]\)\}])', text))):
         key, eq, raw = (o.strip() for o in pair.partition('='))
         if not eq or not key:
-            raise ValueError(f"KIMCHI_SETTINGS: {pair!r} is not key=value; write e.g. KIMCHI_SETTINGS='seed=7,epochs=3'")
+            raise ValueError(f"KIMCHI_SETTINGS: {pair!r} is not key=value; "
+                             "write e.g. KIMCHI_SETTINGS='seed=7,epochs=3'")
         if key == 'mode':
             raise ValueError("KIMCHI_SETTINGS can't change the mode; set KIMCHI_MODE=smoke or KIMCHI_MODE=full instead")
         if key not in known:
             raise ValueError(f"KIMCHI_SETTINGS: {key!r} is not a course setting; the mode's settings are "
-                             f"{', '.join(MODE_VALUES['smoke'])} (every chapter's: kimchi_course.core.known_settings())")
+                f"{', '.join(MODE_VALUES['smoke'])} (every chapter's: kimchi_course.core.known_settings())")
         out[key] = _setting_value(key, raw, values.get(key))
     return out
 
@@ -242,8 +244,7 @@ def chapter_info(
     lines = ''.join(cell['source']).splitlines()
     title = next(l[2:].strip() for l in lines if l.startswith('# '))
     quote = [l[1:].strip() for l in lines if l.startswith('>')] # a description may wrap over several quoted lines
-    desc = ' '.join(quote)
-    return dict(nb=Path(nb).name, title=title.replace('`', ''), description=desc)
+    return dict(nb=Path(nb).name, title=title.replace('`', ''), description=' '.join(quote))
 
 def chapter_table(
     nbs_path:Path='.', # the folder holding the course notebooks
@@ -253,7 +254,8 @@ def chapter_table(
     rows = []
     for nb in sorted(Path(nbs_path).glob('[0-9]*.ipynb')):
         i = chapter_info(nb)
-        rows.append(f"| {nb.name.split('_')[0]} | [{i['title']}]({docs}/{nb.stem.split('_',1)[1]}.html) | {i['description']} | {colab_badge(nb.name)} |")
+        rows.append(f"| {nb.name.split('_')[0]} | [{i['title']}]({docs}/{nb.stem.split('_',1)[1]}.html) | "
+                    f"{i['description']} | {colab_badge(nb.name)} |")
     return '| # | chapter | what you do | open |\n|---|---|---|---|\n' + '\n'.join(rows)
 
 # %% ../nbs/00_core.ipynb #0c304245
@@ -261,20 +263,17 @@ def seed_everything(
     seed:int=42, # the seed for python, numpy and torch
 )->int:
     "Seed Python's, NumPy's and PyTorch's random number generators (CPU and GPU); returns `seed`"
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
-    return seed
+    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed); return seed
 
 # %% ../nbs/00_core.ipynb #a7736609
 class KimchiClass(NamedTuple):
     "One kimchi class: its romanized slug and its Hangul name"
-    slug:str
-    hangul:str
+    slug:str; hangul:str
 
 KIMCHI_CLASSES = tuple(KimchiClass(*o) for o in (
-    ('baechu-kimchi', '배추김치'), ('baek-kimchi', '백김치'), ('buchu-kimchi', '부추김치'),
-    ('chonggak-kimchi', '총각김치'), ('gat-kimchi', '갓김치'), ('kkakdugi', '깍두기'),
-    ('musaengchae', '무생채'), ('nabak-kimchi', '나박김치'), ('oi-sobagi', '오이소박이'),
-    ('pa-kimchi', '파김치'), ('yeolmu-kimchi', '열무김치')))
+    ('baechu-kimchi', '배추김치'), ('baek-kimchi', '백김치'), ('buchu-kimchi', '부추김치'), ('chonggak-kimchi', '총각김치'),
+    ('gat-kimchi', '갓김치'), ('kkakdugi', '깍두기'), ('musaengchae', '무생채'), ('nabak-kimchi', '나박김치'),
+    ('oi-sobagi', '오이소박이'), ('pa-kimchi', '파김치'), ('yeolmu-kimchi', '열무김치')))
 KIMCHI_SLUGS = [c.slug for c in KIMCHI_CLASSES]
 HANGUL = {c.slug:c.hangul for c in KIMCHI_CLASSES}
 
@@ -285,7 +284,8 @@ def _name_key(name:str)->str:
     "Compact comparison key: NFC, lower case, no spaces, `_` or `-`"
     return re.sub(r'[\s_\-]+', '', unicodedata.normalize('NFC', name).lower())
 
-_BY_NAME = {**{_name_key(c.hangul):c.slug for c in KIMCHI_CLASSES}, **{_name_key(c.slug):c.slug for c in KIMCHI_CLASSES}}
+_BY_NAME = {**{_name_key(c.hangul):c.slug for c in KIMCHI_CLASSES},
+            **{_name_key(c.slug):c.slug for c in KIMCHI_CLASSES}}
 
 def kimchi_slug(
     name, # a Hangul class name (NFC or NFD), a slug, or a path whose last part is one
@@ -316,8 +316,7 @@ def write_atomic(
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.tmp-{uuid.uuid4().hex[:8]}')
     tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-    return path
+    os.replace(tmp, path); return path
 
 # %% ../nbs/00_core.ipynb #77afd8ca
 def read_marker(
@@ -331,11 +330,13 @@ def read_marker(
 def _check_dest(dest:Path, marker:str, want:dict, what:str, replace:bool)->bool:
     "`True` if `dest` is already this result; `False` if it may be (re)built; `ValueError` if it is someone else's"
     if not dest.exists(): return False
-    if not dest.is_dir(): raise ValueError(f"{dest} is a file; the {what} needs a folder there: pass another destination")
+    if not dest.is_dir():
+        raise ValueError(f"{dest} is a file; the {what} needs a folder there: pass another destination")
     have = read_marker(dest, marker)
     if have == want: return True
     if any(dest.iterdir()) and (have is None or not replace):
-        raise ValueError(f"{dest} is not empty and was not made by this {what}; pass an empty or new folder as the destination")
+        raise ValueError(f"{dest} is not empty and was not made by this {what}; "
+                         "pass an empty or new folder as the destination")
     return False
 
 # %% ../nbs/00_core.ipynb #fac981ca
@@ -348,7 +349,8 @@ def _install(tmp:Path, dest:Path, marker:str, want:dict, what:str):
             os.replace(tmp, dest); return
         except OSError:
             if read_marker(dest, marker) == want: return
-            if read_marker(dest, marker) is None: raise ValueError(f"{dest} was filled by something else while the {what} ran; pass an empty or new folder")
+            if read_marker(dest, marker) is None: raise ValueError(
+                f"{dest} was filled by something else while the {what} ran; pass an empty or new folder")
             old = dest.with_name(f'.{dest.name}.old-{uuid.uuid4().hex[:8]}')
             try: os.replace(dest, old)
             except OSError: continue
@@ -363,12 +365,11 @@ def build_folder(
     what:str='build', # what is being made, for messages
     replace:bool=False, # replace an outdated result of ours (a cache); never a folder we didn't make
 )->Path:
-    "Make folder `dest` with `build` in a temporary sibling, write the marker, rename it into place; reuse a finished one"
+    "Make folder `dest` with `build` in a temporary sibling, write the marker, rename into place; reuse a finished one"
     dest = Path(dest).expanduser()
     if _check_dest(dest, marker, want, what, replace): return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f'.{dest.name}.part-{uuid.uuid4().hex[:8]}')
-    tmp.mkdir()
+    tmp = dest.with_name(f'.{dest.name}.part-{uuid.uuid4().hex[:8]}'); tmp.mkdir()
     try:
         build(tmp)
         write_atomic(tmp/marker, json.dumps(want, sort_keys=True))
@@ -407,8 +408,7 @@ def metrics_table(
 class CourseParser(argparse.ArgumentParser):
     "An `ArgumentParser` whose errors are one line that points at `--help`"
     def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-        sys.exit(2)
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n"); sys.exit(2)
 
 def _whole(text:str, least:int, what:str)->int:
     "Parse a whole number that is at least `least`, or explain why not"
@@ -442,7 +442,7 @@ def version_stamp(
     mode:str=None, # the mode to report (default: `course_mode()`)
     colab:bool=None, # running on Colab? (default: `in_colab()`); there, a missing GPU adds a warning line
 )->str:
-    "One line: python, torch, fastai and kimchi_course versions, the device and the mode (and a warning on a CPU-only Colab)"
+    "One line: python, torch, fastai and kimchi_course versions, device and mode (plus a warning on a CPU-only Colab)"
     import kimchi_course
     stamp = (f"python {platform.python_version()} · torch {torch.__version__} · fastai {version('fastai')} · "
              f"kimchi_course {kimchi_course.__version__} · {device_name()} · mode {mode or course_mode()}")

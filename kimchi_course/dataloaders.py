@@ -44,7 +44,8 @@ def kimchi_block(
     "The course's one DataBlock recipe: presize, then one composed batch augmentation; labels and split are arguments"
     return DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab)), get_items=get_items, get_y=get_y,
                      splitter=splitter or RandomSplitter(valid_pct, seed=seed), item_tfms=Resize(presize),
-                     batch_tfms=[*aug_transforms(size=size, min_scale=min_scale, **aug_kwargs), Normalize.from_stats(*imagenet_stats)])
+                     batch_tfms=[*aug_transforms(size=size, min_scale=min_scale, **aug_kwargs),
+                                 Normalize.from_stats(*imagenet_stats)])
 
 # %% ../nbs/01e_dataloaders.ipynb #4444af96
 def kimchi_dls(
@@ -60,7 +61,8 @@ def kimchi_dls(
     "DataLoaders for a kimchi folder (or list of files) with the course's DataBlock"
     if isinstance(path, (str, Path)):
         path = Path(path).expanduser()
-        if not path.is_dir(): raise FileNotFoundError(f"{path} is not a folder; pass the dataset root that holds one folder per class")
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path} is not a folder; pass the dataset root that holds one folder per class")
         items = scan_images(path).good if check else kimchi_files(path)
     else: items = L(_as_files(path))
     if not items: raise ValueError(f"no image files in {path}; pass the folder that holds the class folders")
@@ -68,7 +70,8 @@ def kimchi_dls(
     for f in items:
         if not kimchi_slug(f.parent.name, default=None): bad[unicodedata.normalize('NFC', f.parent.name)] += 1
     if bad: raise ValueError(f"{sum(bad.values())} images are in folders that are not kimchi classes: "
-                             + ', '.join(f'{k!r} ({v})' for k,v in list(bad.items())[:5]) + "; run scan_images to see them, or pass a list of files")
+                             + ', '.join(f'{k!r} ({v})' for k,v in list(bad.items())[:5])
+                             + "; run scan_images to see them, or pass a list of files")
     dblock = kimchi_block(size=size, presize=presize, seed=seed, get_items=None, **kwargs)
     return dblock.dataloaders(items, bs=bs, num_workers=workers, device=default_device())
 
@@ -88,12 +91,15 @@ def pets_dls(
     "fastbook's PETS DataLoaders: the breed is the file name up to its last `_<number>.jpg`"
     path = Path(untar_data(URLs.PETS) if path is None else path).expanduser()
     if (path/'images').is_dir(): path = path/'images'
-    if not path.is_dir(): raise FileNotFoundError(f"{path} is not a folder; pass the PETS folder (the one with images/ in it)")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a folder; pass the PETS folder (the one with images/ in it)")
     files = kimchi_files(path)
     if not files: raise ValueError(f"no images in {path}")
     miss = [f.name for f in files if not re.search(pat, f.name)]
-    if miss: raise ValueError(f"{len(miss)} file names don't match {pat!r}, e.g. {miss[:3]}; pass a pattern whose first group is the label")
-    dblock = kimchi_block(size, presize, seed, get_items=None, get_y=using_attr(RegexLabeller(pat), 'name'), vocab=None, **kwargs)
+    if miss: raise ValueError(f"{len(miss)} file names don't match {pat!r}, e.g. {miss[:3]}; "
+                              "pass a pattern whose first group is the label")
+    dblock = kimchi_block(size, presize, seed, get_items=None, get_y=using_attr(RegexLabeller(pat), 'name'),
+                          vocab=None, **kwargs)
     return dblock.dataloaders(files, bs=bs, num_workers=workers, device=default_device())
 
 # %% ../nbs/01e_dataloaders.ipynb #f4c9af8c
@@ -108,13 +114,16 @@ def folder_dls(
     valid:str=None, # the validation subfolder (default: `valid`, or `validation` if that is the one there)
     **kwargs, # passed to `kimchi_block` (e.g. `min_scale`)
 )->DataLoaders:
-    "DataLoaders for a folder already split into `train/` and `valid/` class folders (a `test/` beside them is left out)"
+    "DataLoaders for a folder already split into `train/` and `valid/` class folders (a `test/` beside them is ignored)"
     path = Path(path).expanduser()
     valid = valid or next((n for n in ('valid', 'validation') if (path/n).is_dir()), 'valid')
     for split in (train, valid):
-        if not (path/split).is_dir(): raise FileNotFoundError(f"{path/split} is missing; pass the root that holds {train}/ and {valid}/, one folder per class in each")
-    dblock = kimchi_block(size, presize, seed, get_items=partial(kimchi_files, folders=[train, valid]), get_y=parent_label,
-                          splitter=GrandparentSplitter(train_name=train, valid_name=valid), vocab=None, **kwargs)
+        if not (path/split).is_dir():
+            raise FileNotFoundError(f"{path/split} is missing; pass the root that holds {train}/ and {valid}/, "
+                                    "one folder per class in each")
+    dblock = kimchi_block(size, presize, seed, get_items=partial(kimchi_files, folders=[train, valid]),
+                          get_y=parent_label, splitter=GrandparentSplitter(train_name=train, valid_name=valid),
+                          vocab=None, **kwargs)
     return dblock.dataloaders(path, bs=bs, num_workers=workers, device=default_device())
 
 # %% ../nbs/01e_dataloaders.ipynb #0889184d

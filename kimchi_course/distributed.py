@@ -16,7 +16,8 @@ import torch, torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from fastai.vision.all import *
-from fastai.distributed import DistributedDL # fastai.distributed imports Accelerate: `pip install 'kimchi-course[multi-gpu]'`
+# fastai.distributed imports Accelerate: `pip install 'kimchi-course[multi-gpu]'`
+from fastai.distributed import DistributedDL
 from dataclasses import dataclass
 from .core import *
 from .pretraining import course_learner
@@ -24,7 +25,7 @@ from .dataloaders import kimchi_dls
 
 # %% ../nbs/12a_multi_gpu.ipynb #388fccf3
 def world_size()->int:
-    "How many processes train together: `WORLD_SIZE` from the launcher (`torchrun`, `accelerate launch`, `launch`), else 1"
+    "How many processes train together: the launcher's `WORLD_SIZE` (`torchrun`, `accelerate launch`, `launch`), else 1"
     return max(num_distrib(), 1)
 
 def rank()->int:
@@ -36,13 +37,14 @@ def gpu_count()->int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 def init_distributed()->int:
-    "Join the process group the launcher described: NCCL with one GPU per process, else gloo on the CPU; returns the world size"
+    "Join the launcher's process group: NCCL with one GPU per process, else gloo on the CPU; returns the world size"
     n = world_size()
     if n > 1 and not dist.is_initialized():
         gpus, here = gpu_count(), int(os.environ.get('LOCAL_WORLD_SIZE', n)) # processes on this machine
         if gpus and here > gpus:
-            raise RuntimeError(f"{here} processes on this machine but {gpus} GPU(s): start one process per GPU, or hide the GPU "
-                               "(CUDA_VISIBLE_DEVICES='') to train in CPU processes; `launch_plan()` chooses for you")
+            raise RuntimeError(f"{here} processes on this machine but {gpus} GPU(s): start one process per GPU, "
+                               "or hide the GPU (CUDA_VISIBLE_DEVICES='') to train in CPU processes; "
+                               "`launch_plan()` chooses for you")
         if gpus: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
         dist.init_process_group('nccl' if gpus else 'gloo')
     return n
@@ -75,7 +77,7 @@ def end_distributed():
 
 @contextmanager
 def alone():
-    "In this block fastai acts as if this process were the only one (no gathering, no barriers): for work only process 0 does"
+    "In this block fastai acts as if this process were alone (no gathering, no barriers): for work only process 0 does"
     old = os.environ.get('WORLD_SIZE')
     os.environ['WORLD_SIZE'] = '1'
     try: yield
@@ -101,8 +103,10 @@ def launch_plan(
     gpus = gpu_count() if gpus is None else gpus
     env = dict(KIMCHI_MODE=course_mode()) # the processes keep this notebook's mode, even with the GPU hidden from them
     if gpus >= 2: return LaunchPlan(gpus, gpus, 'nccl', env, f"{gpus} GPUs: {gpus} processes, one GPU each (NCCL)")
-    env.update(CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1)//nproc))))
-    if gpus: return LaunchPlan(1, nproc, 'gloo', env, f"1 GPU: {nproc} CPU processes (gloo), the GPU hidden from them; data parallelism needs 2+ GPUs")
+    env.update(CUDA_VISIBLE_DEVICES='',
+               OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1)//nproc))))
+    if gpus: return LaunchPlan(1, nproc, 'gloo', env, f"1 GPU: {nproc} CPU processes (gloo), the GPU hidden from them; "
+                               "data parallelism needs 2+ GPUs")
     return LaunchPlan(0, nproc, 'gloo', env, f"no GPU: {nproc} CPU processes (gloo)")
 
 def torchrun_cmd(
@@ -112,7 +116,8 @@ def torchrun_cmd(
 )->list:
     "`torchrun` (as `python -m torch.distributed.run`) starting `plan.nproc` processes of `module` on this machine"
     plan = plan or launch_plan()
-    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(plan.nproc), '-m', module, *map(str, args)]
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(plan.nproc),
+            '-m', module, *map(str, args)]
 
 # %% ../nbs/12a_multi_gpu.ipynb #f5ace834
 def free_port()->int:
@@ -130,10 +135,11 @@ def _environ(env:dict):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
-QUIET_IMPORT = 'ignore:`torch.jit.script` is deprecated:FutureWarning' # KNOWN_NOISE's first, raised as a new process imports fastai
+# KNOWN_NOISE's first, raised as a new process imports fastai
+QUIET_IMPORT = 'ignore:`torch.jit.script` is deprecated:FutureWarning'
 
 def _process(rank:int, fn, args:tuple, n:int, port:int, out:Path):
-    "What each started process runs: the variables a launcher sets, then `fn(*args)`; process 0 saves the result to `out`"
+    "What each started process runs: a launcher's variables, then `fn(*args)`; process 0 saves the result to `out`"
     quiet_known_warnings()
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(n), LOCAL_WORLD_SIZE=str(n),
                       MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
@@ -148,19 +154,21 @@ def launch(
     "Run `fn(*args)` in `plan.nproc` new processes started with spawn (never a fork of this one); process 0's result"
     plan = plan or launch_plan()
     if getattr(fn, '__module__', None) == '__main__':
-        raise ValueError(f"{fn.__name__} is defined in this notebook (or script), and new processes can't import it from there: "
-                         "put it in a module (a .py file next to the notebook) and import it from that module")
+        raise ValueError(f"{fn.__name__} is defined in this notebook (or script), and new processes can't import it "
+                         "from there: put it in a module (a .py file next to the notebook) "
+                         "and import it from that module")
     out = Path(tempfile.mkdtemp(prefix='kimchi-launch-'))/'result.pt'
     quiet = ','.join(filter(None, [os.environ.get('PYTHONWARNINGS'), QUIET_IMPORT])) # before our code runs in them
     with _environ({**plan.env, 'PYTHONWARNINGS': quiet}):
-        torch.multiprocessing.start_processes(_process, (fn, tuple(args), plan.nproc, free_port(), out), nprocs=plan.nproc, start_method='spawn')
+        torch.multiprocessing.start_processes(_process, (fn, tuple(args), plan.nproc, free_port(), out),
+                                              nprocs=plan.nproc, start_method='spawn')
     return torch.load(out, weights_only=True) if out.exists() else None
 
 # %% ../nbs/12a_multi_gpu.ipynb #2aa50787
 def averaged_gradients(
     seed:int=0, # the model's seed (the same in every process); process k's batch uses `seed + 1 + k`
 )->dict:
-    "Each process's gradient of a tiny model on its own batch, alone and through DDP, gathered: `{'alone': [...], 'ddp': [...]}`"
+    "Each process's tiny-model gradient on its own batch, alone and via DDP, gathered: `{'alone': [...], 'ddp': [...]}`"
     init_distributed()
     try:
         dev = 'cuda' if dist.is_initialized() and dist.get_backend() == 'nccl' else 'cpu'
@@ -169,14 +177,15 @@ def averaged_gradients(
         x, y = torch.randn(8, 3, generator=g).to(dev), torch.randn(8, 1, generator=g).to(dev)
         nn.functional.mse_loss(model(x), y).backward()
         alone = model.weight.grad.flatten().tolist(); model.zero_grad()
-        ddp = DistributedDataParallel(model) if world_size() > 1 else model # kept in a name: its hooks live as long as it does
+        # kept in a name: its hooks live as long as it does
+        ddp = DistributedDataParallel(model) if world_size() > 1 else model
         nn.functional.mse_loss(ddp(x), y).backward()
         return dict(alone=gather_objects(alone), ddp=gather_objects(model.weight.grad.flatten().tolist()))
     finally: end_distributed()
 
 # %% ../nbs/12a_multi_gpu.ipynb #62f46a91
 class ShardDL(DistributedDL):
-    "fastai's `DistributedDL` for any backend: training shards cut to equal, disjoint parts; validation padded, then unpadded by `gather`"
+    "fastai's `DistributedDL` on any backend: equal, disjoint training shards; validation padded, unpadded by `gather`"
     def __init__(self,
         dl, # the `DataLoader` to shard
         train:bool, # a training loader (cut, records its indices in `seen`) or not (padded)
@@ -197,14 +206,15 @@ class ShardDL(DistributedDL):
         self.n = self.n_padded = k*self.world_size
         self.seen.append(idxs[self.rank*k:(self.rank+1)*k])
         return self.seen[-1]
-    def to_detach(self, b, cpu=True, gather=True): return to_detach(b, cpu, gather=False) # gathering is `gather`'s job, once
+    # gathering is `gather`'s job, once
+    def to_detach(self, b, cpu=True, gather=True): return to_detach(b, cpu, gather=False)
     def gather(self, b):
         "`b` from every process, concatenated, the validation padding removed"
         return DistributedDL.to_detach(self, b, cpu=False, gather=True)
 
 # %% ../nbs/12a_multi_gpu.ipynb #282f3825
 class ShardedTrainer(Callback):
-    "Data-parallel `fit`/`validate` on any `torch.distributed` backend: DDP model, one training shard per process, validation counted once"
+    "Data-parallel `fit`/`validate` on any backend: DDP model, one training shard per process, validation counted once"
     order = 11 # after TrainEvalCallback and before Recorder, as fastai's `DistributedTrainer`
     def __init__(self,
         sync_bn:bool=None, # batch norm statistics across processes (default: on GPUs; `SyncBatchNorm` needs them)
@@ -212,7 +222,8 @@ class ShardedTrainer(Callback):
     def before_fit(self):
         self.plain,self.old_dls,self.old_logger = self.model,list(self.dls.loaders),self.learn.logger
         sync = torch.cuda.is_available() if self.sync_bn is None else self.sync_bn
-        m = nn.SyncBatchNorm.convert_sync_batchnorm(self.model) if sync else self.model # shares the weights, so `plain` trains too
+        # shares the weights, so `plain` trains too
+        m = nn.SyncBatchNorm.convert_sync_batchnorm(self.model) if sync else self.model
         dev = next(self.model.parameters()).device
         self.learn.model = DistributedDataParallel(m, device_ids=[dev.index] if dev.type == 'cuda' else None)
         self.learn.dls.loaders = [self._wrap(dl, i == 0) for i,dl in enumerate(self.old_dls)]
@@ -237,7 +248,7 @@ def data_parallel(
     sync_bn:bool=None, # `SyncBatchNorm` (default: on GPUs)
     seed:int=None, # reseed each process with `seed + rank`, so each draws its own augmentations
 ):
-    "Train and validate `learn` across the launcher's processes in this block; yields the `ShardedTrainer` (`None` in one process)"
+    "Train and validate `learn` on all processes in this block; yields the `ShardedTrainer` (`None` in one process)"
     if world_size() == 1: yield None; return
     if seed is not None: torch.manual_seed(seed + rank_distrib())
     cb = ShardedTrainer(sync_bn)
