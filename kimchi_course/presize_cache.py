@@ -38,7 +38,8 @@ def select_per_class(
     label=class_of, # file -> class
 )->L:
     "A deterministic subset of at most `n` files per class, sorted; files on disk are not touched"
-    if n is not None and (not isinstance(n, int) or n < 1): raise ValueError(f"n must be a whole number of at least 1 (or None for all), got {n!r}")
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ValueError(f"n must be a whole number of at least 1 (or None for all), got {n!r}")
     groups = defaultdict(list)
     for f in sorted(_as_files(files), key=_natural_key): groups[label(f)].append(f)
     res = []
@@ -56,7 +57,7 @@ def presize_image(
     box:tuple=None, # optional crop box `(x, y, w, h)` in displayed (upright) pixels
     resample:int=Image.BILINEAR, # PIL filter for the final resize (antialiased; fastai's default too)
 )->Image.Image:
-    "Open `fn` upright, as RGB, cropped to `box` if given, with its short side resized to `size` (reduced-scale JPEG decode)"
+    "Open `fn` upright, as RGB, cropped to `box` if given, short side resized to `size` (reduced-scale JPEG decode)"
     return _open_upright(fn, size, box, resample)
 
 # %% ../nbs/01d_presize_cache.ipynb #0c44e11f
@@ -110,7 +111,8 @@ def _overlaps(a:Path, b:Path)->bool:
     a,b = Path(a).resolve(),Path(b).resolve()
     return a == b or a in b.parents or b in a.parents
 
-_ROOT_MARKERS = _MARKERS | {'.toy-kimchi.json'} # files that mark the root of a dataset the course extracted, converted or drew
+# files that mark the root of a dataset the course extracted, converted or drew
+_ROOT_MARKERS = _MARKERS | {'.toy-kimchi.json'}
 
 def _marked_root(top:Path, safe, levels:int=4)->Path:
     "The nearest folder at or above `top` (at most `levels` up) that holds a dataset root marker, else `None`"
@@ -123,9 +125,10 @@ def _source_tree(
     files:list, # the source image files
     roots=(), # folders known to be the source (a scanned folder)
 )->set:
-    "The folders a cache must stay out of: `roots`, each file's folder and dataset root, the folder holding them all, and the marked root above"
+    "Folders a cache must avoid: `roots`, each file's folder and dataset root, the common folder, the marked root above"
     folders = {Path(f).parent.resolve() for f in files}
-    res = {Path(r).resolve() for r in roots} | folders | {d.parent for d in folders if kimchi_slug(d.name, default=None)}
+    res = ({Path(r).resolve() for r in roots} | folders
+           | {d.parent for d in folders if kimchi_slug(d.name, default=None)})
     if folders:
         top,home = Path(os.path.commonpath(folders)),Path.home().resolve()
         safe = lambda p: p != Path(p.anchor) and p != home and p not in home.parents # never all of /, or your home
@@ -138,7 +141,8 @@ def _out_names(files:list, ext:str='.jpg')->list:
     rel = [Path(class_of(f))/(unicodedata.normalize('NFC', f.stem)+ext) for f in files]
     seen = defaultdict(int)
     for r in rel: seen[str(r).lower()] += 1
-    return [r.with_name(f"{r.stem}-{hashlib.md5(str(f).encode()).hexdigest()[:6]}{ext}") if seen[str(r).lower()] > 1 else r
+    return [r.with_name(f"{r.stem}-{hashlib.md5(str(f).encode()).hexdigest()[:6]}{ext}")
+            if seen[str(r).lower()] > 1 else r
             for r,f in zip(rel, files)]
 
 # %% ../nbs/01d_presize_cache.ipynb #df0df80e
@@ -155,26 +159,34 @@ def presize(
     "Build (or finish) a presize cache of `files` under `dest`: upright RGB JPEGs with a `size` px short side"
     dest = Path(dest).expanduser()
     if isinstance(files, (str, Path)):
-        if not Path(files).is_dir(): raise FileNotFoundError(f"{files} is not a folder; pass image files or a folder of class folders")
+        if not Path(files).is_dir():
+            raise FileNotFoundError(f"{files} is not a folder; pass image files or a folder of class folders")
         files = scan_images(files)
     roots = [files.path] if isinstance(files, ImageScan) else []
     files = sorted(_as_files(files), key=_natural_key)
     if not isinstance(size, int) or size < 1: raise ValueError(f"size must be a whole number of pixels, got {size!r}")
     for r in sorted(_source_tree(files, roots)):
-        if _overlaps(r, dest): raise ValueError(f"dest {dest} overlaps the source folder {r}; the cache must go somewhere outside the source tree")
+        if _overlaps(r, dest):
+            raise ValueError(f"dest {dest} overlaps the source folder {r}; "
+                             "the cache must go somewhere outside the source tree")
     settings = dict(size=size, crop_boxes=bool(crop_boxes))
     old = read_marker(dest, '.presize.json')
     if old is not None and old != settings:
-        raise ValueError(f"{dest} is a presize cache made with {old}, not {settings}; use another dest (or delete that folder)")
+        raise ValueError(f"{dest} is a presize cache made with {old}, not {settings}; "
+                         "use another dest (or delete that folder)")
     if old is None: write_atomic(dest/'.presize.json', json.dumps(settings))
-    jobs = [(f, dest/o, size, crop_box(f) if crop_boxes else None, quality, resume) for f,o in zip(files, _out_names(files))]
+    jobs = [(f, dest/o, size, crop_box(f) if crop_boxes else None, quality, resume)
+            for f,o in zip(files, _out_names(files))]
     start = time.perf_counter()
-    from kimchi_course import presize_cache as lib # worker processes find the function by its module's name: use the library's
+    # worker processes find the function by its module's name: use the library's
+    from kimchi_course import presize_cache as lib
     if progress is None: progress = len(jobs) >= 500
     res = list(parallel(lib._presize_one, jobs, n_workers=workers, chunksize=max(1, len(jobs)//(8*max(workers, 1))),
                         progress=progress and len(jobs) > 0))
-    if len(res) != len(jobs): raise RuntimeError("a presize worker process died; run presize again to finish (it resumes)")
-    df = pd.DataFrame([(j[0], j[1], *r) for j,r in zip(jobs, res)], columns=['src', 'dest', 'status', 'note', 'width', 'height'])
+    if len(res) != len(jobs):
+        raise RuntimeError("a presize worker process died; run presize again to finish (it resumes)")
+    df = pd.DataFrame([(j[0], j[1], *r) for j,r in zip(jobs, res)],
+                      columns=['src', 'dest', 'status', 'note', 'width', 'height'])
     if crop_boxes: df['box'] = [j[3] for j in jobs]
     return PresizeReport(dest, df, time.perf_counter()-start, size)
 
@@ -226,12 +238,13 @@ def prepare(
     any_classes:bool=False, # class folders of any name (else the 11 kimchi)
     min_share:float=0., # with `crop_boxes`: `TooFewBoxes` when fewer than this share of the images have a box
 )->PresizeReport:
-    "Extract (if an archive) or convert (if parquet), scan, select `per_class` and presize photos into `dest`, reporting each"
+    "Extract (an archive) or convert (parquet), scan, select `per_class` and presize photos into `dest`, reporting each"
     dest = Path(dest).expanduser()
     found = source_folder(src, verbose)
     for p in (data_path(src), found.train, found.test and found.test.parent):
         if p and _overlaps(p, dest):
-            raise ValueError(f"dest {dest} overlaps the source {p}; the cache must go somewhere outside the source tree")
+            raise ValueError(f"dest {dest} overlaps the source {p}; "
+                             "the cache must go somewhere outside the source tree")
     scan, files = _selected(found.train, per_class, seed, any_classes, verbose)
     if verbose: print(f"selected {len(files)} of {len(scan.good)} good images"
                       + (f" (at most {per_class} per class, seed {seed})" if per_class else ''))
@@ -267,7 +280,7 @@ def prepared_path(
     min_share:float=0.5, # with `crop_boxes`: `TooFewBoxes` when fewer than this share of the images have a box
     verbose:bool=False, # print the reports when it has to run
 )->Path:
-    "The presize cache of `src` to train on, made once (`build_folder`): class folders found, scanned, selected, presized"
+    "`src`'s presize cache to train on, made once (`build_folder`): class folders found, scanned, selected, presized"
     train = source_folder(src).train
     want = dict(source=str(train.resolve()), **_fingerprint(train), per_class=per_class, size=size, seed=seed,
                 crop_boxes=crop_boxes, any_classes=any_classes)
