@@ -7,7 +7,7 @@ smoke mode gives the same numbers as full mode; nothing is trained or downloaded
 and the settings). A chapter without an estimate cell is reported and left out.
 
     python tools/colab_estimates.py                 # every chapter in nbs/
-    python tools/colab_estimates.py --nbs nbs --chapters 03_first_model,10_experiments
+    python tools/colab_estimates.py --nbs nbs --chapters 03_first_model,10a_run_experiments
 """
 import argparse, ast, contextlib, io, json, os, sys, time
 from pathlib import Path

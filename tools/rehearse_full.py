@@ -51,7 +51,7 @@ PER_CLASS = 8 # toy-kimchi images per class in the AI-Hub-like zip (n_per_class 
 HF_ROWS = dict(train=6, validation=2, test=3) # parquet rows per class and split
 SAFE_PIP = dict(PIP_NO_INDEX='1', PIP_DRY_RUN='1', PIP_DISABLE_PIP_VERSION_CHECK='1', GIT_ALLOW_PROTOCOL='file',
                 GIT_TERMINAL_PROMPT='0') # pip in a rehearsal kernel: no index, installs nothing, git can't reach out
-HEAVY = ('02a', '10', '12b', '11', '12a', '05', '04', '03a', '06', '07', '09', '03', '12') # the slowest chapters start first
+HEAVY = ('02a', '10a', '12b', '11', '12a', '05', '04', '03a', '06', '07', '09', '03', '12') # the slowest chapters start first
 
 def chapters(nbs:Path=ROOT/'nbs')->list:
     "Every chapter notebook's stem, in file-name order"
