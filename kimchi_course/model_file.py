@@ -30,22 +30,29 @@ def _pair(v): return None if v is None else [int(v)]*2 if isinstance(v, (int, fl
 def item_spec(
     tfms, # a DataLoader's `after_item` transforms (e.g. `dls.valid.after_item`)
 )->dict:
-    "The validation item transform (one fastai `Resize`, then `ToTensor`) as plain values: size (w, h), method, padding, resampling"
+    "Validation item transform (one `Resize`, then `ToTensor`) as plain values: size (w, h), method, pad_mode, resample"
     tfms = [t for t in tfms if _in_valid(t)]
     other = [type(t).__name__ for t in tfms if not (_is(t, 'Resize') or _is(t, 'ToTensor'))]
-    if other: raise ValueError(f"a model file can reproduce only a Resize item transform; these DataLoaders also have {', '.join(other)}")
+    if other: raise ValueError("a model file can reproduce only a Resize item transform; "
+                               f"these DataLoaders also have {', '.join(other)}")
     rs = [t for t in tfms if _is(t, 'Resize')]
-    if len(rs)!=1: raise ValueError(f"a model file needs DataLoaders with one item Resize (e.g. item_tfms=Resize(460)); these have {len(rs)}")
-    return dict(size=_pair(rs[0].size), method=str(rs[0].method), pad_mode=str(rs[0].pad_mode), resample=int(rs[0].mode))
+    if len(rs)!=1: raise ValueError("a model file needs DataLoaders with one item Resize (e.g. item_tfms=Resize(460)); "
+                                    f"these have {len(rs)}")
+    return dict(size=_pair(rs[0].size), method=str(rs[0].method), pad_mode=str(rs[0].pad_mode),
+                resample=int(rs[0].mode))
 
 # %% ../nbs/03a_model_file.ipynb #3239ec90
 def _step(t)->dict:
     "One fastai validation batch transform as plain values"
     if _is(t, 'IntToFloatTensor'): return dict(op='to_float', div=float(t.div))
-    if _is(t, 'AffineCoordTfm'): return dict(op='affine', size=_pair(t.size), mode=t.mode, pad_mode=str(t.pad_mode), align_corners=bool(t.align_corners))
-    if _is(t, 'RandomResizedCropGPU'): return dict(op='crop_resize', size=_pair(t.size), ratio=[float(o) for o in t.ratio], valid_scale=float(t.valid_scale), mode=t.mode)
+    if _is(t, 'AffineCoordTfm'): return dict(op='affine', size=_pair(t.size), mode=t.mode, pad_mode=str(t.pad_mode),
+                                             align_corners=bool(t.align_corners))
+    if _is(t, 'RandomResizedCropGPU'):
+        return dict(op='crop_resize', size=_pair(t.size), ratio=[float(o) for o in t.ratio],
+                    valid_scale=float(t.valid_scale), mode=t.mode)
     if _is(t, 'Normalize'): return dict(op='normalize', mean=t.mean.flatten().tolist(), std=t.std.flatten().tolist())
-    raise ValueError(f"a model file can't reproduce the batch transform {type(t).__name__} without fastai; leave it out of batch_tfms or make it training-only (split_idx=0)")
+    raise ValueError(f"a model file can't reproduce the batch transform {type(t).__name__} without fastai; "
+                     "leave it out of batch_tfms or make it training-only (split_idx=0)")
 
 def batch_spec(
     tfms, # a DataLoader's `after_batch` transforms (e.g. `dls.valid.after_batch`)
@@ -60,11 +67,14 @@ def _layer(l)->dict:
     if isinstance(l, nn.AdaptiveAvgPool2d): return dict(layer='avg_pool', size=l.output_size)
     if isinstance(l, nn.AdaptiveMaxPool2d): return dict(layer='max_pool', size=l.output_size)
     if _is(l, 'Flatten') and hasattr(l, 'full'): return dict(layer='flatten', full=bool(l.full))
-    if isinstance(l, nn.BatchNorm1d): return dict(layer='batchnorm', n=l.num_features, eps=l.eps, momentum=l.momentum, affine=l.affine)
+    if isinstance(l, nn.BatchNorm1d):
+        return dict(layer='batchnorm', n=l.num_features, eps=l.eps, momentum=l.momentum, affine=l.affine)
     if isinstance(l, nn.Dropout): return dict(layer='dropout', p=l.p)
-    if isinstance(l, nn.Linear): return dict(layer='linear', n_in=l.in_features, n_out=l.out_features, bias=l.bias is not None)
+    if isinstance(l, nn.Linear):
+        return dict(layer='linear', n_in=l.in_features, n_out=l.out_features, bias=l.bias is not None)
     if isinstance(l, nn.ReLU): return dict(layer='relu')
-    raise ValueError(f"a model file can't describe the head layer {type(l).__name__}; use vision_learner's own head (any lin_ftrs, ps, concat_pool)")
+    raise ValueError(f"a model file can't describe the head layer {type(l).__name__}; "
+                     "use vision_learner's own head (any lin_ftrs, ps, concat_pool)")
 
 def head_spec(
     head:nn.Module, # the head of a `vision_learner` model (`learn.model[1]`)
@@ -75,7 +85,8 @@ def head_spec(
 # %% ../nbs/03a_model_file.ipynb #f428c2cd
 class _ConcatPool(nn.Module):
     "Max and average pooling side by side, max first: what fastai's `AdaptiveConcatPool2d` computes"
-    def __init__(self, size=1): super().__init__(); self.ap,self.mp = nn.AdaptiveAvgPool2d(size),nn.AdaptiveMaxPool2d(size)
+    def __init__(self, size=1):
+        super().__init__(); self.ap,self.mp = nn.AdaptiveAvgPool2d(size),nn.AdaptiveMaxPool2d(size)
     def forward(self, x): return torch.cat([self.mp(x), self.ap(x)], 1)
 
 _LAYERS = dict(concat_pool=lambda d: _ConcatPool(d['size']), avg_pool=lambda d: nn.AdaptiveAvgPool2d(d['size']),
@@ -90,11 +101,14 @@ class _Block(nn.Module):
     def __init__(self, n_in:int, planes:int, stride:int, bottleneck:bool):
         super().__init__()
         n_out = planes*4 if bottleneck else planes
-        convs = [(n_in,planes,1,1), (planes,planes,3,stride), (planes,n_out,1,1)] if bottleneck else [(n_in,planes,3,stride), (planes,planes,3,1)]
+        convs = ([(n_in,planes,1,1), (planes,planes,3,stride), (planes,n_out,1,1)] if bottleneck
+                 else [(n_in,planes,3,stride), (planes,planes,3,1)])
         for i,(a,b,k,st) in enumerate(convs, 1):
-            setattr(self, f'conv{i}', nn.Conv2d(a, b, k, st, padding=k//2, bias=False)); setattr(self, f'bn{i}', nn.BatchNorm2d(b))
+            setattr(self, f'conv{i}', nn.Conv2d(a, b, k, st, padding=k//2, bias=False))
+            setattr(self, f'bn{i}', nn.BatchNorm2d(b))
         self.n,self.relu = len(convs),nn.ReLU(inplace=True)
-        self.downsample = nn.Sequential(nn.Conv2d(n_in, n_out, 1, stride, bias=False), nn.BatchNorm2d(n_out)) if stride!=1 or n_in!=n_out else None
+        self.downsample = (nn.Sequential(nn.Conv2d(n_in, n_out, 1, stride, bias=False), nn.BatchNorm2d(n_out))
+                           if stride!=1 or n_in!=n_out else None)
 
     def forward(self, x):
         out = x
@@ -109,10 +123,13 @@ _RESNETS = dict(resnet18=(False, (2,2,2,2)), resnet34=(False, (3,4,6,3)), resnet
 def _resnet_body(arch:str)->list:
     "The children of torchvision's `arch` up to its last residual stage, built without importing torchvision"
     bottleneck,depths = _RESNETS[arch]
-    kids,n_in = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)],64
+    kids,n_in = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                 nn.MaxPool2d(3, 2, 1)],64
     for i,(planes,n) in enumerate(zip((64, 128, 256, 512), depths)):
         blocks = []
-        for j in range(n): blocks.append(_Block(n_in, planes, 2 if i and not j else 1, bottleneck)); n_in = planes*4 if bottleneck else planes
+        for j in range(n):
+            blocks.append(_Block(n_in, planes, 2 if i and not j else 1, bottleneck))
+            n_in = planes*4 if bottleneck else planes
         kids.append(nn.Sequential(*blocks))
     return kids
 
@@ -120,17 +137,19 @@ def _resnet_body(arch:str)->list:
 MODEL_FORMAT,MODEL_VERSION = 'kimchi-course model',2
 
 def _arch_name(learn)->str:
-    "The torchvision name of `learn.arch` (or of the architecture a builder wraps, as chapter 02a's toy-pretrained one does), or a clear error"
+    "The torchvision name of `learn.arch` or of the one a builder wraps (as 02a's toy-pretrained one), or a clear error"
     arch = getattr(learn, 'arch', None)
     import torchvision.models as tvm # only when saving: the learner's fastai has imported torchvision already
     for a in (arch, getattr(arch, '__wrapped__', None)): # `toy_resnet18.__wrapped__` is torchvision's resnet18
         name = getattr(a, '__name__', None)
         if callable(a) and name in tvm.list_models(module=tvm) and getattr(tvm, name) is a: return name
     name = getattr(arch, '__name__', None)
-    raise ValueError(f"a model file needs a Learner made by `vision_learner` with a torchvision architecture (e.g. resnet18); got arch={name or arch!r}")
+    raise ValueError("a model file needs a Learner made by `vision_learner` with a torchvision architecture "
+                     f"(e.g. resnet18); got arch={name or arch!r}")
 
 def model_spec(
-    learn, # a fastai Learner made by `vision_learner` with a torchvision architecture (duck-typed: fastai is not imported)
+    # a fastai Learner made by `vision_learner` with a torchvision architecture (duck-typed: fastai is not imported)
+    learn,
 )->dict:
     "Everything `save_model` stores about `learn` except its weights: plain values only"
     m = learn.model
@@ -138,7 +157,8 @@ def model_spec(
         raise ValueError("a model file needs a Learner made by `vision_learner`: its model is Sequential(body, head)")
     dl = learn.dls.valid
     return dict(format=MODEL_FORMAT, version=MODEL_VERSION, arch=_arch_name(learn), cut=len(m[0]), head=head_spec(m[1]),
-                vocab=[str(v) for v in learn.dls.vocab], item=item_spec(dl.after_item), batch=batch_spec(dl.after_batch))
+                vocab=[str(v) for v in learn.dls.vocab], item=item_spec(dl.after_item),
+                batch=batch_spec(dl.after_batch))
 
 def build_model(
     spec:dict, # from `model_spec` or `read_model_file`
@@ -147,16 +167,19 @@ def build_model(
     if spec['arch'] in _RESNETS and spec['cut'] <= 8: kids = _resnet_body(spec['arch'])
     else:
         import torchvision.models as tvm # any other architecture: torchvision builds it (a slower start)
-        if spec['arch'] not in tvm.list_models(module=tvm): raise ValueError(f"torchvision has no architecture {spec['arch']!r}; upgrade torchvision")
+        if spec['arch'] not in tvm.list_models(module=tvm):
+            raise ValueError(f"torchvision has no architecture {spec['arch']!r}; upgrade torchvision")
         kids = list(getattr(tvm, spec['arch'])(weights=None).children())
-    return nn.Sequential(nn.Sequential(*kids[:spec['cut']]), nn.Sequential(*[_LAYERS[d['layer']](d) for d in spec['head']])).eval()
+    return nn.Sequential(nn.Sequential(*kids[:spec['cut']]),
+                         nn.Sequential(*[_LAYERS[d['layer']](d) for d in spec['head']])).eval()
 
 # %% ../nbs/03a_model_file.ipynb #21296f4f
 def _fit(spec:dict, sd:dict, fname)->nn.Module:
-    "The model `spec` describes, carrying weights `sd` (built on the meta device: no time spent on a random init), or why they don't fit"
+    "The model `spec` describes, with weights `sd` (built on the meta device: no random init), or why they don't fit"
     with torch.device('meta'): model = build_model(spec)
     try: model.load_state_dict(sd, assign=True)
-    except RuntimeError as e: raise ValueError(f"the weights in {fname} don't fit the architecture it describes ({str(e).splitlines()[0][:200]})") from None
+    except RuntimeError as e: raise ValueError(f"the weights in {fname} don't fit the architecture it describes "
+                                               f"({str(e).splitlines()[0][:200]})") from None
     return model.eval()
 
 def save_model(
@@ -170,7 +193,8 @@ def save_model(
     _fit(info, sd, 'this learner')
     buf = io.BytesIO(); torch.save({**info, 'meta':dict(meta or {}), 'state_dict':sd}, buf)
     try: torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
-    except Exception: raise ValueError("meta must hold plain values only (str, int, float, bool, None, lists and dicts of them)") from None
+    except Exception: raise ValueError("meta must hold plain values only "
+                                       "(str, int, float, bool, None, lists and dicts of them)") from None
     return write_atomic(Path(fname), buf.getvalue())
 
 # %% ../nbs/03a_model_file.ipynb #2cbbfc42
@@ -181,23 +205,31 @@ def read_model_file(
 )->dict:
     "Load and check a model file with `torch.load(weights_only=True)`, which never runs pickled code"
     fname = Path(fname)
-    if not fname.is_file(): raise FileNotFoundError(f"{fname}: {'a folder, not a model file' if fname.is_dir() else 'no such model file'}; pass a file written by save_model (e.g. kimchi-demo/model.pt)")
+    if not fname.is_file():
+        raise FileNotFoundError(f"{fname}: {'a folder, not a model file' if fname.is_dir() else 'no such model file'}; "
+                                "pass a file written by save_model (e.g. kimchi-demo/model.pt)")
     try: info = torch.load(fname, map_location='cpu', weights_only=True)
     except Exception as e:
         pickled = 'Unsupported global' in str(e) or (zipfile.is_zipfile(fname) and 'Weights only load failed' in str(e))
-        why = ('it holds pickled Python objects, as a fastai `export()` file does: open that with `load_learner`, and only if you trust its source'
+        why = ('it holds pickled Python objects, as a fastai `export()` file does: '
+               'open that with `load_learner`, and only if you trust its source'
                if pickled else f'it is not a PyTorch file ({type(e).__name__})')
         raise ValueError(f"{fname} is not a kimchi-course model file: {why}") from None
     if not isinstance(info, dict) or info.get('format')!=MODEL_FORMAT:
-        raise ValueError(f"{fname} is a PyTorch file but not a kimchi-course model file (a bare state_dict?); write one with save_model(learn, fname)")
+        raise ValueError(f"{fname} is a PyTorch file but not a kimchi-course model file (a bare state_dict?); "
+                         "write one with save_model(learn, fname)")
     if not isinstance(info.get('version'), int) or info['version'] > MODEL_VERSION:
-        raise ValueError(f"{fname} was written by a newer kimchi-course (format version {info.get('version')!r}); upgrade kimchi-course")
+        raise ValueError(f"{fname} was written by a newer kimchi-course (format version {info.get('version')!r}); "
+                         "upgrade kimchi-course")
     missing = [k for k in _KEYS if k not in info]
     if missing: raise ValueError(f"{fname} is a damaged kimchi-course model file: it lacks {', '.join(missing)}")
-    bad = [d.get('layer') if isinstance(d, dict) else d for d in info['head'] if not isinstance(d, dict) or d.get('layer') not in _LAYERS]
+    bad = [d.get('layer') if isinstance(d, dict) else d for d in info['head']
+           if not isinstance(d, dict) or d.get('layer') not in _LAYERS]
     if bad: raise ValueError(f"{fname} is a damaged kimchi-course model file: unknown head layers {bad}")
     n_out = next((d['n_out'] for d in reversed(info['head']) if d['layer']=='linear'), len(info['vocab']))
-    if n_out!=len(info['vocab']): raise ValueError(f"{fname} is a damaged kimchi-course model file: the model has {n_out} outputs but {len(info['vocab'])} class names")
+    if n_out!=len(info['vocab']):
+        raise ValueError(f"{fname} is a damaged kimchi-course model file: "
+                         f"the model has {n_out} outputs but {len(info['vocab'])} class names")
     return info
 
 # %% ../nbs/03a_model_file.ipynb #9504ee62
@@ -206,7 +238,8 @@ def _crop_pad(im:Image.Image, sz, tl, resize_to, pad_mode:str, resample:int)->Im
     (w,h),(cw,ch),(l,t) = im.size,sz,tl
     if l>=0 or t>=0 or l+cw<=w or t+ch<=h: im = im.crop((max(l,0), max(t,0), min(l+cw,w), min(t+ch,h)))
     p,f = (max(-l,0), max(-t,0)),(max(cw-w+l,0), max(ch-h+t,0))
-    if any(p+f): im = Image.fromarray(np.pad(np.asarray(im), ((p[1],f[1]), (p[0],f[0]), (0,0)), dict(zeros='constant', border='edge', reflection='reflect')[pad_mode]))
+    if any(p+f): im = Image.fromarray(np.pad(np.asarray(im), ((p[1],f[1]), (p[0],f[0]), (0,0)),
+                                             dict(zeros='constant', border='edge', reflection='reflect')[pad_mode]))
     return im.resize(tuple(resize_to), resample)
 
 def resize_item(
@@ -223,7 +256,8 @@ def resize_item(
 # %% ../nbs/03a_model_file.ipynb #6c511c07
 def _resample(x, size, mode:str='bilinear', pad_mode:str='reflection', align_corners:bool=True):
     "fastai's identity `affine_coord` to `size`: an area pre-shrink when shrinking more than 2×, then `grid_sample`"
-    coords = F.affine_grid(torch.eye(3, device=x.device)[:2].expand(x.size(0), 2, 3), x.shape[:2]+tuple(size), align_corners=align_corners)
+    coords = F.affine_grid(torch.eye(3, device=x.device)[:2].expand(x.size(0), 2, 3), x.shape[:2]+tuple(size),
+                           align_corners=align_corners)
     if mode=='bilinear':
         z,d = 2/(coords.max()-coords.min()).item(),min(x.shape[-2]/coords.shape[-3], x.shape[-1]/coords.shape[-2])/2
         if d>1 and d>z: x = F.interpolate(x, scale_factor=1/d, mode='area', recompute_scale_factor=True)
@@ -260,16 +294,19 @@ def _reason(f, e:Exception)->str:
     if f.is_dir(): return 'a folder, not a photo'
     if f.stat().st_size==0: return 'empty file (0 bytes)'
     if isinstance(e, Image.DecompressionBombError):
-        return f"refused: {e if str(e).startswith('claims') else 'claims more than twice the pixels PIL allows'} (a possible decompression bomb)"
+        return (f"refused: {e if str(e).startswith('claims') else 'claims more than twice the pixels PIL allows'} "
+                "(a possible decompression bomb)")
     if type(e).__name__=='UnidentifiedImageError': return 'not an image file (PIL cannot identify it)'
     return f'damaged or unsupported image ({type(e).__name__}: {str(e)[:120]})'
 
 def _open(f)->Image.Image:
-    "Photo `f` upright (EXIF orientation applied) as loaded 8-bit RGB (a PIL image: made RGB), or `ValueError` with the reason"
+    "Photo `f` upright (EXIF orientation applied) as 8-bit RGB (a PIL image: made RGB), or `ValueError` with the reason"
     if isinstance(f, Image.Image): return to_rgb(f)
     try:
         with Image.open(f) as im: n = im.width*im.height # PIL itself refuses more than twice its limit
-        if Image.MAX_IMAGE_PIXELS and n > Image.MAX_IMAGE_PIXELS: raise Image.DecompressionBombError(f'claims {n:,} pixels, more than the {Image.MAX_IMAGE_PIXELS:,} PIL allows')
+        if Image.MAX_IMAGE_PIXELS and n > Image.MAX_IMAGE_PIXELS:
+            raise Image.DecompressionBombError(f'claims {n:,} pixels, '
+                                               f'more than the {Image.MAX_IMAGE_PIXELS:,} PIL allows')
         return open_image(f)
     except Exception as e: raise ValueError(_reason(f, e)) from None
 
@@ -292,7 +329,8 @@ class KimchiModel:
         ims:list, # upright RGB PIL images, full size
     )->torch.Tensor:
         "The model's input batch for `ims`: item step per image, then the batch steps"
-        x = torch.stack([torch.from_numpy(np.array(resize_item(im, self.info['item']), dtype=np.uint8)).permute(2, 0, 1) for im in ims])
+        x = torch.stack([torch.from_numpy(np.array(resize_item(im, self.info['item']), dtype=np.uint8)).permute(2, 0, 1)
+                         for im in ims])
         return apply_batch(x.to(self.device), self.info['batch'])
 
     def probs(self,
@@ -302,7 +340,8 @@ class KimchiModel:
         if not len(ims): return torch.zeros(0, len(self.vocab))
         with torch.no_grad(): return self.model(self.inputs(ims)).softmax(1).float().cpu()
 
-    def __repr__(self): return f"KimchiModel({self.fname.name}: {self.arch}, {len(self.vocab)} classes, on {self.device})"
+    def __repr__(self):
+        return f"KimchiModel({self.fname.name}: {self.arch}, {len(self.vocab)} classes, on {self.device})"
 
 # %% ../nbs/03a_model_file.ipynb #83cffdc3
 def _listify(items)->list: return [items] if isinstance(items, (str, Path, Image.Image)) else list(items)
