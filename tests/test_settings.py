@@ -35,10 +35,11 @@ def test_chapters_pass_only_the_modes_names_or_their_own():
     assert not extra, f"declare these in the chapter's own …_SETTINGS dict, in an exported cell: {extra}"
 
 def test_every_declared_setting_is_read():
-    "A name no chapter reads can't linger: each declared setting is read as `.name` in its chapter or its module"
+    "A name no chapter reads can't linger: each declared setting is read as `.name` in its chapter or in the library"
     nbs, unread = {mod: code for mod,code in notebooks().values() if mod}, {}
+    lib = '\n'.join(f.read_text() for f in sorted((ROOT/'kimchi_course').glob('*.py')) if f.name != '_modidx.py')
     for mod, names in chapter_settings().items():
-        text = '\n'.join(nbs.get(mod, [])) + (ROOT/'kimchi_course'/f'{mod}.py').read_text()
+        text = '\n'.join(nbs.get(mod, [])) + lib # e.g. `n_per_class`: read by 01d's `kimchi_path` for every chapter
         unread[mod] = [n for n in names if not re.search(rf'\.{n}\b', text)]
     unread = {k:v for k,v in unread.items() if v}
     assert not unread, f'settings declared but never read (remove them): {unread}'
