@@ -21,8 +21,8 @@ from .crop_boxes import crop_box
 from .dataloaders import kimchi_files
 from .toy import make_toy_kimchi, TOY_MARKER
 from .open_data import HF_DATASET, HF_PEER, parquet_files
-from .archives import data_source, kimchi_test, _hf_classes, _source_tag
-from .presize_cache import presize
+from .archives import data_source, kimchi_test, source_folder
+from .presize_cache import prepared_path
 from fastai.vision.all import *
 
 # %% ../nbs/03_first_model.ipynb #599a895e
@@ -218,7 +218,7 @@ def _held_out(s, data=None, env=None, toy_per_class:int=20)->tuple:
     if data is not None:
         p = Path(data).expanduser()
         if p.is_dir() and parquet_files(p):
-            return _hf_classes(p)/'test', f"the test split of {p.name} (Hugging Face parquet files)", False
+            return source_folder(p).test, f"the test split of {p.name} (Hugging Face parquet files)", False
         m = read_marker(p, TOY_MARKER) if p.is_dir() else None
         if m and m.get('dataset') == 'toy-kimchi':
             return make_toy_kimchi(n_per_class=toy_per_class, seed=m['args']['seed'], split='test'), _TOY_TEST, True
@@ -239,8 +239,8 @@ def score_held_out(
     "Score a finished learner once on its data's held-out test split: numbers only, never the images (`None`: no split)"
     folder, name, synthetic = _held_out(s, data, env, toy_per_class)
     if folder is None: return None
-    dest = cache_dir()/'presized-test'/f'{_source_tag(folder)}-{s.presize}'
-    presize(folder, dest, size=s.presize, workers=s.workers, progress=False) # the training images' item step
+    # the training images' item step, made once (chapter 01d): every image of the split, its classes as they are named
+    dest = prepared_path(folder, size=s.presize, workers=s.workers, any_classes=True)
     files = [f for f in kimchi_files(dest) if class_of(f) in learn.dls.vocab]
     if not files: raise ValueError(f"{name} holds no images of the {len(learn.dls.vocab)} classes this model knows")
     with learn.no_bar(): preds, targs = learn.get_preds(dl=learn.dls.test_dl(files, with_labels=True))
