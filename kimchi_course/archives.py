@@ -240,7 +240,7 @@ HF_SOURCE = 'hf' # the word that names the open Hugging Face kimchi data whereve
 def data_path(
     data, # a path, or `hf`: the open Hugging Face kimchi data
 )->Path:
-    "The path of `data`; `hf`: the open data's parquet folder, downloaded once, then cached (offline without it: `ConnectionError`)"
+    "The path of `data`; `hf`: the open data's parquet folder, downloaded once, then cached (offline, none: `ConnectionError`)"
     return hf_download() if str(data).strip().lower() == HF_SOURCE else Path(data).expanduser()
 
 class Source(NamedTuple):
@@ -262,7 +262,8 @@ def source_folder(
         return Source(folder, None, f"{p.name} (an archive, extracted once into the course cache)")
     if parquet_files(p):
         root = _hf_classes(p, verbose=verbose)
-        return Source(root/'train', root/'test', f"{p.name} (Hugging Face parquet files; their test split is kept apart)")
+        note = f"{p.name} (Hugging Face parquet files; their test split is kept apart)"
+        return Source(root/'train', root/'test', note)
     return Source(p, None, p.name)
 
 def kimchi_source(
