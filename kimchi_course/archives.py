@@ -240,7 +240,7 @@ HF_SOURCE = 'hf' # the word that names the open Hugging Face kimchi data whereve
 def data_path(
     data, # a path, or `hf`: the open Hugging Face kimchi data
 )->Path:
-    "The path of `data`; `hf`: the open data's parquet folder, downloaded once and cached (`ConnectionError` if it can't)"
+    "The path of `data`; `hf`: the open data's parquet folder, downloaded once and cached (else `ConnectionError`)"
     return hf_download() if str(data).strip().lower() == HF_SOURCE else Path(data).expanduser()
 
 class Source(NamedTuple):
