@@ -1,8 +1,10 @@
-"""`kimchi-course app MODEL` served for real on 127.0.0.1 and used: in headless Chromium (upload a photo, read the
-top 3 off the page; a non-image gets one clear message), through its API with `gradio_client` (a photo; a text
-file, a decompression bomb and a file over the upload limit each get a clear error), and the Hugging Face Spaces
-folder served by its own `python app.py` from a fresh venv that installs the locally built wheel."""
-import os, subprocess, sys
+"""`kimchi-course app MODEL` served for real on 127.0.0.1 (once, for all the tests here) and used: in headless Chromium
+(upload a photo, read the top 3 off the page; a non-image gets one clear message), through its API with `gradio_client`
+(an empty file gets a clear error; after hostile uploads it still predicts), and the Hugging Face Spaces folder served by
+its own `python app.py` from a fresh venv that installs the locally built wheel. Chapter 11 serves the app too and checks
+through the API what is not repeated here: a photo's top 3 equal `label_probs`, a text file and a decompression bomb are
+refused with "can't use NAME", and a file over `--max-file-size` is refused by the client and by the server (HTTP 413)."""
+import subprocess, sys
 from pathlib import Path
 import pytest
 from conftest import ROOT, fresh_venv
@@ -19,11 +21,10 @@ LIMIT_MB = 1
 
 @pytest.fixture(scope='module')
 def made(tiny_learner, toy_kimchi, tmp_path_factory):
-    "The tiny learner as a model file, and the photo zoo (good photos, broken files, a decompression bomb) plus a file over the limit"
+    "The tiny learner as a model file, and the photo zoo (good photos, broken files, a decompression bomb)"
     root = tmp_path_factory.mktemp('served')
     model = save_model(tiny_learner, root/'model.pt', meta=dict(data='toy-kimchi (tests)'))
     zoo = photo_zoo(sorted((toy_kimchi/'kkakdugi').glob('*.jpg'))[0], root/'photos')
-    zoo['big.png'] = root/'big.png'; zoo['big.png'].write_bytes(os.urandom(int(1.5 * 2**20)))
     return model, zoo
 
 @pytest.fixture(scope='module')
@@ -48,29 +49,15 @@ def expected(made, name)->list:
     "The top 3 labels `label_probs` gives in this process"
     return list(label_probs(load_model(made[0], device='cpu'), made[1][name]))
 
-def test_api_predicts_like_label_probs(made, client):
-    got = client.predict(handle_file(str(made[1]['upright.png'])), api_name='/predict')
-    assert [c['label'] for c in got['confidences']] == expected(made, 'upright.png')
-    assert got['label'] == got['confidences'][0]['label'] and len(got['confidences']) == 3
-
-@pytest.mark.parametrize('name, msg', [('notes.jpg', "can't use notes.jpg: not an image file"), ('empty.png', "can't use empty.png: empty file"),
-                                       ('bomb.png', 'decompression bomb')])
-def test_api_refuses_bad_uploads(made, client, name, msg):
-    with pytest.raises(AppError) as e: client.predict(handle_file(str(made[1][name])), api_name='/predict')
-    assert msg in str(e.value) and 'Traceback' not in str(e.value)
-
-def test_api_refuses_a_file_over_the_limit(made, client, served):
-    big = made[1]['big.png']
-    with pytest.raises(ValueError, match='exceeds the maximum file size'): client.predict(handle_file(str(big)), api_name='/predict')
-    import httpx # the server enforces the limit too, not only the client: a raw upload is refused
-    r = httpx.post(served + 'gradio_api/upload', files={'files': (big.name, big.read_bytes())}, timeout=60)
-    assert r.status_code == 413 and 'maximum' in r.text
+def test_api_refuses_an_empty_file(made, client):
+    with pytest.raises(AppError) as e: client.predict(handle_file(str(made[1]['empty.png'])), api_name='/predict')
+    assert "can't use empty.png: empty file" in str(e.value) and 'Traceback' not in str(e.value)
 
 def test_api_still_answers_after_hostile_uploads(made, client):
     for name in ('bomb.png', 'notes.jpg'):
         with pytest.raises(AppError): client.predict(handle_file(str(made[1][name])), api_name='/predict')
     got = client.predict(handle_file(str(made[1]['cmyk.jpg'])), api_name='/predict')
-    assert [c['label'] for c in got['confidences']] == expected(made, 'cmyk.jpg')
+    assert [c['label'] for c in got['confidences']] == expected(made, 'cmyk.jpg') and got['label'] == got['confidences'][0]['label']
 
 @needs_chromium
 def test_browser_shows_the_top_3(made, served, page):

@@ -1,7 +1,7 @@
 """The model file (`kimchi_course.model_file`, chapter 03a): the same predictions as fastai's own `get_preds` on photos
 of many shapes and under several validation pipelines, one clear error for every file that isn't a model, one reason
-per photo that can't be used, and a predict path that imports neither fastai nor torchvision."""
-import subprocess, sys
+per photo that can't be used. That predicting imports neither fastai nor torchvision is checked once, on `kimchi-course
+predict`, in tests/test_predict_cli.py."""
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
@@ -107,13 +107,6 @@ def test_bad_photos_reported_not_fatal(saved, photos, tmp_path):
     assert torch.isnan(p[1:6]).all() and torch.allclose(p[[0, 6]], km.predict([photos[0], photos[1]])[0])
     rows = list(km.iter_predict(items, bs=3))
     assert [r[0] for r in rows] == items and [r[2] is None for r in rows] == [True] + [False]*5 + [True]
-
-def test_predict_imports_no_fastai(saved, photos):
-    code = (f"import sys; from kimchi_course.model_file import load_model; p,e = load_model({str(saved)!r}).predict([{str(photos[0])!r}]); "
-            "assert e == {} and p.shape == (1, 11); print(sorted(m for m in ('fastai', 'torchvision', 'pandas.core.api') if m in sys.modules))")
-    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert 'fastai' not in r.stdout and 'torchvision' not in r.stdout, r.stdout
 
 @pytest.mark.parametrize('content', [b'', b'\x89PNG\r\n\x1a\n' + bytes(100), bytes(range(256))*4])
 def test_not_torch(tmp_path, content):
