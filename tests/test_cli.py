@@ -53,11 +53,6 @@ def test_help_and_parsing_import_no_chapter():
     assert _loaded("from kimchi_course.cli import build_parser", "build_parser(None).format_help()",
                    "build_parser('demo').parse_args(['demo', '--epochs', '2'])") == []
 
-def test_demo_is_train_on_toy_kimchi_pretrained():
-    "The demo's settings: toy-pretrained weights (smoke mode), 30 images per class"
-    s = demo_settings()
-    assert s.pretrained is True and s.n_per_class == 30 and s.epochs == s.demo_epochs
-
 def test_python_m_cli_runs_main():
     r = subprocess.run([sys.executable, '-m', 'kimchi_course.cli', 'train', '--lr', '0', 'x'], capture_output=True, text=True)
     assert r.returncode == 2 and 'must be above 0' in r.stderr
@@ -67,6 +62,7 @@ def test_demo_outputs_also_pickle(tiny_learner, tmp_path):
     from fastai.vision.all import Learner, load_learner
     from kimchi_course.core import course_settings
     from kimchi_course.model_file import load_model
+    from kimchi_course.training import demo_settings, write_outputs
     l = Learner(tiny_learner.dls, tiny_learner.model, loss_func=tiny_learner.loss_func); l.arch = tiny_learner.arch # export resets an optimiser: not the shared one
     s = demo_settings(epochs=1, n_per_class=4)
     res = dict(data='toy-kimchi (synthetic)', metrics=dict(valid_loss=2.0, accuracy=0.25), seconds=1.5, lr=1e-2, n_valid=len(l.dls.valid_ds))
@@ -75,10 +71,6 @@ def test_demo_outputs_also_pickle(tiny_learner, tmp_path):
     assert '# kimchi-course demo' in files['report'].read_text()
     assert load_model(files['model']).meta['accuracy'] == 0.25
     assert list(load_learner(files['pickle']).dls.vocab) == list(l.dls.vocab)
-
-def test_next_commands_quote_paths():
-    assert next_commands(Path('my demo/model.pt'), Path('a b.jpg')) == ["kimchi-course predict 'my demo/model.pt' 'a b.jpg'",
-                                                                     "kimchi-course app 'my demo/model.pt'"]
 
 def test_demo_refuses_a_file_as_out(tmp_path):
     f = tmp_path/'a_file'; f.write_text('mine')

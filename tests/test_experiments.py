@@ -1,4 +1,4 @@
-"""The experiment table's contract: config rows are checked, results append and read back one mode at a time, the
+"""The experiment table's contract (chapters 10 and 10a): config rows are checked, results append and read back one mode at a time, the
 default results file lives in the course cache, a crop row without boxes is skipped (end to end, without training),
 a row trains through `course_learner`, and the committed results file is what the home page can read."""
 import json, shutil
@@ -6,6 +6,7 @@ import pytest
 from conftest import ROOT
 from kimchi_course.core import course_settings, cache_dir, MODES
 from kimchi_course.experiments import *
+from kimchi_course.run_experiments import *
 from kimchi_course.lessons import joint_verdict
 from kimchi_course.crop_boxes import box_coverage, crop_skip_reason # chapter 01c's, used by the crop row
 
@@ -141,8 +142,9 @@ def test_crop_row_without_boxes_is_skipped_and_recorded(photos, tmp_path, monkey
 def test_crop_row_with_few_boxes_is_skipped(photos, tmp_path):
     a,b,c = _props(photos)
     a.unlink(); b.unlink()
-    with pytest.raises(SkipExperiment, match=r'only 4 of 12 images \(33%\)'): crop_path(photos, dest=tmp_path/'c')
-    assert not (tmp_path/'c').exists()
+    before = sorted(cache_dir().glob('presized/*'))
+    with pytest.raises(SkipExperiment, match=r'only 4 of 12 images \(33%\)'): crop_path(photos)
+    assert sorted(cache_dir().glob('presized/*')) == before # skipped before anything was written
 
 def test_train_experiment_uses_the_course_learner(photos):
     s = course_settings('smoke', size=32, presize=40, bs=8, workers=0, pretrained=False)
@@ -161,7 +163,7 @@ def test_train_experiment_uses_the_course_learner(photos):
 # the committed file, as the home page reads it
 
 def test_committed_results_file_is_readable_by_the_home_page():
-    assert COMMITTED.is_file(), 'nbs/10_experiments.ipynb writes nbs/results/kimchi_experiments.jsonl with KIMCHI_COMMIT_RESULTS=1; run it and commit the file'
+    assert COMMITTED.is_file(), 'nbs/10a_run_experiments.ipynb writes nbs/results/kimchi_experiments.jsonl with KIMCHI_COMMIT_RESULTS=1; run it and commit the file'
     df = read_results(COMMITTED)
     assert set(df['mode']) <= set(MODES)
     assert df.groupby('mode').run_id.nunique().max() == 1, 'the committed file should hold one run per mode (keep_runs=1)'
