@@ -42,10 +42,10 @@ import colab_run
 NOT_KIMCHI = ('00_core', '00a_toy_kimchi', '00c_source_task', '00d_lesson_checks', '01f_cats_dogs', '09_keras_augmentation',
               '12b_training_run') # chapters that read no kimchi source (12b's demo draws toy-kimchi): hf skips them
 SHRINK = dict(n_per_class=6, presize=40, size=32, bs=8, epochs=1, freeze_epochs=1, lr_find_iters=12, lr=2e-3,
-              long_epochs=2, ft_epochs=1, foc_epochs=1, head_epochs=1, unfrozen_epochs=1, demo_epochs=1,
-              bench_bs=8, bench_steps=2, bench_warmup=1, bench_epochs=1, bench_n=8,
+              head_epochs=1, unfrozen_epochs=1, demo_epochs=1,
+              bench_bs=8, bench_steps=2, bench_warmup=1, bench_n=8,
               keras_epochs=1, keras_aug_epochs=1, keras_size=80, keras_bs=8, cvd_split=(20, 10, 20),
-              n_draws=2, demo_crops=2, n_seeds=2, epoch_per_class=10, n_unseen=2, repeats=1, large_side=400)
+              n_draws=2, demo_crops=2, n_seeds=2, epoch_per_class=10, n_unseen=2, large_side=400)
 KEEP_FULL = ('workers', 'bench_workers') # never shrunk: full mode forks its DataLoader workers, as Colab does
 PER_CLASS = 8 # toy-kimchi images per class in the AI-Hub-like zip (n_per_class keeps 6 of them)
 HF_ROWS = dict(train=6, validation=2, test=3) # parquet rows per class and split
@@ -71,8 +71,10 @@ def settings_text(extra:str='')->str:
     "`SHRINK` as `KIMCHI_SETTINGS` (names the course knows, never the workers), then `extra` (`key=value,...`) last"
     from kimchi_course.core import known_settings
     known = known_settings() # the mode's names and every chapter's own (its `…_SETTINGS` dict)
+    stale = sorted(set(SHRINK) - known)
+    if stale: raise SystemExit(f"SHRINK names settings no chapter declares: {', '.join(stale)}; remove them")
     text = ','.join(f'{k}={v!r}' if isinstance(v, str) else f'{k}={v}'.replace(' ', '')
-                    for k,v in SHRINK.items() if k in known and k not in KEEP_FULL)
+                    for k,v in SHRINK.items() if k not in KEEP_FULL)
     return ','.join(t for t in (text, extra) if t)
 
 # ---------------------------------------------------------------- the fake learner machine
