@@ -127,6 +127,7 @@ def run_notebook(
     t0 = time.monotonic(); i = 0
     try:
         with client.setup_kernel():
+            t0 = time.monotonic() # the chapter's time starts once its kernel is up (startup has its own timeout)
             pgid = getattr(getattr(client.km, 'provisioner', None), 'pgid', None)
             if pidfile and pgid: Path(pidfile).write_text(str(pgid))
             try:
