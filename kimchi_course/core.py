@@ -52,8 +52,7 @@ MODE_VALUES = dict(
     smoke=dict(seed=42, n_per_class=30, presize=96, size=64, bs=32, epochs=6, freeze_epochs=1, lr=1e-2,
                pretrained=True, lr_find_iters=30, arch='resnet18', valid_pct=0.2, workers=0),
     full =dict(seed=42, n_per_class=500, presize=460, size=224, bs=64, epochs=5, freeze_epochs=1, lr=2e-3,
-               pretrained=True, lr_find_iters=100, arch='resnet18', valid_pct=0.2, workers=2),
-)
+               pretrained=True, lr_find_iters=100, arch='resnet18', valid_pct=0.2, workers=2))
 
 # %% ../nbs/00_core.ipynb #74bc2001
 FULL_SIZES = (460, 224) # fastbook's presize and size, kept for photos with a short side of 230 px or more
@@ -67,7 +66,7 @@ def size_rule(
     what:str='the photos', # the source, for the reasons ('the open data')
     max_up:float=2., # the most the rule enlarges a photo
 )->Sizes:
-    "Full-mode sizes for photos of short side `side`: fastbook's 460 → 224, or less if it enlarges them over `max_up`×"
+    "Full-mode sizes for photos of short side `side`: fastbook's 460 → 224, or less if that enlarges over `max_up`×"
     pre, size = FULL_SIZES
     if not side: return Sizes(pre, size, {})
     if side*max_up >= pre:
@@ -142,7 +141,7 @@ def _declared(
 def chapter_settings(
     pkg:Path=None, # the package's folder (default: the installed `kimchi_course`)
 )->dict:
-    "The settings each chapter declares in its `…_SETTINGS` dicts, by module name: read from the source, never imported"
+    "The settings each chapter declares in its `…_SETTINGS` dicts, by module: read from the source, never imported"
     pkg = Path(pkg) if pkg else Path(importlib.util.find_spec('kimchi_course').origin).parent
     out = {}
     for f in sorted(pkg.glob('*.py')):
@@ -271,9 +270,10 @@ class KimchiClass(NamedTuple):
     slug:str; hangul:str
 
 KIMCHI_CLASSES = tuple(KimchiClass(*o) for o in (
-    ('baechu-kimchi', '배추김치'), ('baek-kimchi', '백김치'), ('buchu-kimchi', '부추김치'), ('chonggak-kimchi', '총각김치'),
-    ('gat-kimchi', '갓김치'), ('kkakdugi', '깍두기'), ('musaengchae', '무생채'), ('nabak-kimchi', '나박김치'),
-    ('oi-sobagi', '오이소박이'), ('pa-kimchi', '파김치'), ('yeolmu-kimchi', '열무김치')))
+    ('baechu-kimchi', '배추김치'), ('baek-kimchi', '백김치'), ('buchu-kimchi', '부추김치'),
+    ('chonggak-kimchi', '총각김치'), ('gat-kimchi', '갓김치'), ('kkakdugi', '깍두기'),
+    ('musaengchae', '무생채'), ('nabak-kimchi', '나박김치'), ('oi-sobagi', '오이소박이'),
+    ('pa-kimchi', '파김치'), ('yeolmu-kimchi', '열무김치')))
 KIMCHI_SLUGS = [c.slug for c in KIMCHI_CLASSES]
 HANGUL = {c.slug:c.hangul for c in KIMCHI_CLASSES}
 

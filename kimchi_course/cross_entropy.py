@@ -29,7 +29,8 @@ def softmax_table(
     "Softmax of each row of `acts`, by hand, one column per class name, then `predicted` (and, given `targs`, the loss)"
     a,vocab = _plain(acts).float(),[str(v) for v in vocab]
     if a.ndim != 2:
-        raise ValueError(f"acts must be 2-D, photos × classes; got shape {tuple(a.shape)} (one photo: pass acts[None])")
+        raise ValueError(f"acts must be 2-D, photos × classes; got shape {tuple(a.shape)} "
+                         "(one photo: pass acts[None])")
     if a.shape[1] != len(vocab):
         raise ValueError(f"acts has {a.shape[1]} columns but vocab {len(vocab)} classes; pass the model's dls.vocab")
     shifted = a - a.max(1, keepdim=True).values # minus each row's largest: same probabilities, exp can't overflow

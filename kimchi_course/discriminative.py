@@ -105,7 +105,7 @@ def move_ratio(
     level:float=0.95, # the interval's coverage
     seed:int=0, # seed for the resampling (its own generator)
 )->tuple:
-    "(last group's ‖Δw‖/‖w‖ ÷ first group's) under A over the same under B: `(ratio, lo, hi)`, paired tensor bootstrap"
+    "(last group's ‖Δw‖/‖w‖ ÷ first group's) under A over that under B: `(ratio, lo, hi)`, paired bootstrap"
     a, b = a.reset_index(drop=True), b.reset_index(drop=True)
     if len(a) != len(b) or not (a.group == b.group).all() or not (a.name == b.name).all():
         raise ValueError("a and b must hold the same tensors in the same order: "

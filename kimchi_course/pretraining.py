@@ -35,7 +35,7 @@ PRETRAINING_SETTINGS = dict(n_per_class=dict(smoke=40, full=500), valid_pct=dict
 
 # %% ../nbs/02a_pretraining.ipynb #d7271207
 def _norm(x:torch.Tensor)->torch.Tensor:
-    "uint8 images → floats normalized by ImageNet's mean and standard deviation (as fastai does for a pretrained model)"
+    "uint8 images → floats normalized by ImageNet's mean and standard deviation (as fastai does for pretrained nets)"
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)*255
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)*255
     return (x.float() - mean)/std
@@ -340,7 +340,8 @@ def transfer_lesson(
     pair = lambda d, vv: f"pretrained − random {d[0]:+.3f} (95% interval {d[1]:+.3f} to {d[2]:+.3f}): {vv}"
     return lesson_check("pretrained weights beat random ones after fine-tuning on the same split and schedule, "
                         "and frozen pretrained features already learn in the head-only epochs",
-                        f"accuracy on {runs.n_valid.iloc[0]} validation images, mean ± sd (range) over {len(p)} seeds, "
+                        f"accuracy on {runs.n_valid.iloc[0]} validation images, mean ± sd (range) over {len(p)} "
+                        f"seeds, "
                         f"paired by seed (t interval) — "
                         f"fine-tuned: pretrained {_arm(runs, 'pretrained', 'fine_tuned')} "
                         f"vs random {_arm(runs, 'random', 'fine_tuned')}, {pair(ft, v[0])}; "

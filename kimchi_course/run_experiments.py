@@ -155,7 +155,7 @@ def seed_000_lesson(
     crop:str='4-resnet18-crop', # the row trained on images cropped to the dish
     level:float=0.95, # coverage of the paired bootstrap intervals
 )->dict:
-    "Seed 000's finding on this run: `base` − each heavier row, `crop` − `base` (intervals, verdicts), and one verdict"
+    "Seed 000's finding on this run: `base` − each heavier row, `crop` − `base` (intervals, verdicts), one verdict"
     notes, ok = [], []
     for k in [k for k in (base, *heavier, crop) if k in run.index]:
         r = run.loc[k]

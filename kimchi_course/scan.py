@@ -31,7 +31,8 @@ SCAN_STATUSES = dict(
     not_image='an image extension, but not image data', unreadable='truncated or corrupt image data',
     too_small='short side below min_size', unknown_class='readable image outside any kimchi class folder',
     junk='OS clutter (__MACOSX, ._*, .DS_Store, Thumbs.db)',
-    metadata='crop_area.properties and other .properties files', other='not an image by its extension (README.txt, …)')
+    metadata='crop_area.properties and other .properties files',
+    other='not an image by its extension (README.txt, …)')
 
 def _orientation(im)->int:
     "The EXIF orientation tag of `im` (1 = upright)"
