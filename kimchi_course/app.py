@@ -1,4 +1,4 @@
-"""Ship a model as plain weights, predict photos from the shell with exit codes a script can use, serve a Gradio app and use it in a real browser, and write a folder ready for Hugging Face Spaces.
+"""Ship plain weights, predict from the shell with exit codes, serve a Gradio app, and write a Hugging Face Space.
 
 Docs: https://kimchi-course.github.io/kimchi-course/deploy.html.md"""
 

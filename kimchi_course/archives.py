@@ -1,4 +1,4 @@
-"""Names in two Unicode forms, a zip that stores them in a Windows code page, entries that try to escape, and the one call that puts the AI Hub kimchi photos on disk.
+"""Two Unicode forms, a Windows code page, entries that try to escape: the one call that unpacks the AI Hub photos.
 
 Docs: https://kimchi-course.github.io/kimchi-course/archives.html.md"""
 

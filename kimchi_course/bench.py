@@ -1,4 +1,4 @@
-"""resnet18, 34, 50 and efficientnet_v2_s side by side: parameters, memory per image and seconds per batch, counted and measured; what mixed precision changes; and accuracy, where all four start from pretrained weights.
+"""resnet18, 34, 50 and efficientnet_v2_s side by side: size, memory, speed, mixed precision and accuracy.
 
 Docs: https://kimchi-course.github.io/kimchi-course/deeper_fp16.html.md"""
 

@@ -1,4 +1,4 @@
-"""Forward hooks that always clean up, the activations and filters of a trained resnet, and Grad-CAM turned into a number: how much of the model's attention lands on the dish?
+"""Forward hooks that clean up, a trained resnet's activations and filters, and Grad-CAM measured: is it the dish?
 
 Docs: https://kimchi-course.github.io/kimchi-course/feature_maps.html.md"""
 

@@ -1,4 +1,4 @@
-"""The 1,000/500/1,000 cats-vs-dogs subset of *Deep Learning with Python*, copied out of fastai's photos without touching them, and a synthetic stand-in drawn from a seed for smoke mode.
+"""The cats-vs-dogs subset of *Deep Learning with Python*, copied without touching fastai's photos, and a stand-in.
 
 Docs: https://kimchi-course.github.io/kimchi-course/cats_dogs.html.md"""
 

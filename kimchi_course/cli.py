@@ -1,4 +1,4 @@
-"""Every job of the course from a shell: a sub-command each, every argument checked before any work, one clear line for a bad one, and only the chapter a command needs imported.
+"""Every job of the course from a shell: checked arguments, one clear line for a bad one, and no import it can skip.
 
 Docs: https://kimchi-course.github.io/kimchi-course/cli.html.md"""
 

@@ -1,4 +1,4 @@
-"""Each chapter says, before you start, how long its full-mode run takes on Colab's free T4 runtime: computed from the chapter's own work and two throughputs, with the arithmetic shown.
+"""How long each chapter's full mode takes on Colab's free T4, computed from its own work, with the arithmetic shown.
 
 Docs: https://kimchi-course.github.io/kimchi-course/colab_time.html.md"""
 

@@ -1,5 +1,4 @@
-"""Smoke mode on a CPU, full mode on a GPU; the eleven kimchi classes; one way to make a folder safely, the course's
-architectures and metrics, and its command-line parsers: the small core that every chapter imports.
+"""Smoke mode on a CPU, full mode on a GPU, the eleven kimchi classes, and the small helpers every chapter imports.
 
 Docs: https://kimchi-course.github.io/kimchi-course/core.html.md"""
 

@@ -1,4 +1,4 @@
-"""The box files that come with the AI Hub photos, broken lines and all: parsed, looked up once per folder, and drawn on the photos.
+"""The box files that come with the AI Hub photos, broken lines and all: parsed, looked up once, drawn on photos.
 
 Docs: https://kimchi-course.github.io/kimchi-course/crop_boxes.html.md"""
 

@@ -1,4 +1,4 @@
-"""The one number every training table reports: from the model's raw activations to softmax, the log of the right class's probability, a form that can't overflow, and a measured reason not to use mean squared error.
+"""The number every training table reports: softmax, the log of the right class's probability, and why not MSE.
 
 Docs: https://kimchi-course.github.io/kimchi-course/cross_entropy.html.md"""
 

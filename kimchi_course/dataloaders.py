@@ -1,4 +1,4 @@
-"""The course's DataBlock, read step by step, and the same recipe for fastbook's PETS and for a folder already split into train/ and valid/: only the labels and the split change.
+"""The course's DataBlock step by step, and the same recipe for PETS and for folders already split into train/valid.
 
 Docs: https://kimchi-course.github.io/kimchi-course/dataloaders.html.md"""
 

@@ -1,4 +1,4 @@
-"""Small steps for the first layers, bigger ones for the last: what `slice(1e-6, 1e-4)` gives each parameter group, and what it changes.
+"""Small steps for the first layers, bigger ones for the last: what `slice(1e-6, 1e-4)` gives each layer group.
 
 Docs: https://kimchi-course.github.io/kimchi-course/discriminative_lrs.html.md"""
 

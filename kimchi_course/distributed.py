@@ -1,4 +1,4 @@
-"""Several processes, one model: each trains on its own shard of the data, the gradients are averaged, and the validation set is counted exactly once. Started with `torchrun` or, from a notebook, with `launch`: one process per GPU where there are 2 or more, CPU processes otherwise.
+"""Several processes, one model: each trains on its own shard, gradients are averaged, validation is counted once.
 
 Docs: https://kimchi-course.github.io/kimchi-course/multi_gpu.html.md"""
 

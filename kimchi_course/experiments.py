@@ -1,4 +1,4 @@
-"""Seed 000's three experiments plus two of ours (crop to the dish; heavier augmentation alone), written as config rows and checked before any training, the crop to the dish through the presize cache, and a results file that keeps every run, one mode at a time.
+"""Seed 000's experiments and two of ours as config rows checked before training, and a results file of every run.
 
 Docs: https://kimchi-course.github.io/kimchi-course/experiments.html.md"""
 

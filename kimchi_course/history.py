@@ -1,4 +1,4 @@
-"""Keep the whole training history across every fit, pick the epoch where the metric was best, and retrain from scratch for that many epochs.
+"""Keep the whole training history, pick the epoch where the metric was best, and retrain for that many epochs.
 
 Docs: https://kimchi-course.github.io/kimchi-course/epochs.html.md"""
 

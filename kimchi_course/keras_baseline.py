@@ -1,4 +1,4 @@
-"""Deep Learning with Python's small cats-vs-dogs convnet in Keras 3 (on PyTorch), its augmentation layers, and a fine-tuned fastai resnet on the same folders.
+"""Deep Learning with Python's cats-vs-dogs convnet in Keras 3, its augmentation layers, and a fastai resnet.
 
 Docs: https://kimchi-course.github.io/kimchi-course/keras_augmentation.html.md"""
 

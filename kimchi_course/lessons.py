@@ -1,4 +1,4 @@
-"""Every training chapter ends with one computed line: the lesson as its source states it, this run's numbers with their interval, and one of three verdicts, shown, can't tell or contradicted.
+"""Each training chapter ends with one line: the lesson, this run's numbers with their interval, and one verdict.
 
 Docs: https://kimchi-course.github.io/kimchi-course/lesson_checks.html.md"""
 

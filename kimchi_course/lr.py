@@ -1,4 +1,4 @@
-"""Too high and training falls apart, too low and it crawls: Leslie Smith's range test finds the useful range in one short run.
+"""Too high and training falls apart, too low and it crawls: Leslie Smith's range test finds the useful range.
 
 Docs: https://kimchi-course.github.io/kimchi-course/lr_finder.html.md"""
 

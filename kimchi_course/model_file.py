@@ -1,4 +1,4 @@
-"""Why a pickle runs code when it is loaded, a weights-only file that can't, and a fast predictor that reproduces fastai's validation pipeline without importing fastai.
+"""Why a pickle runs code when loaded, a weights-only file that can't, and a predictor that needs no fastai.
 
 Docs: https://kimchi-course.github.io/kimchi-course/model_file.html.md"""
 

@@ -1,4 +1,4 @@
-"""The same eleven classes, public and small: 64-pixel photos in parquet files, turned into the class folders the rest of the course reads, with the test split kept apart.
+"""The same eleven classes, public and small: 64-pixel photos in parquet files, turned into class folders.
 
 Docs: https://kimchi-course.github.io/kimchi-course/open_data.html.md"""
 

@@ -1,4 +1,4 @@
-"""Keep 500 photos per class without deleting any, decode each once into a cache that resumes after a crash, refuse to write anywhere inside the source, and do it all in one call.
+"""Keep 500 photos per class without deleting any, decode each once into a cache, and never write inside the source.
 
 Docs: https://kimchi-course.github.io/kimchi-course/presize_cache.html.md"""
 

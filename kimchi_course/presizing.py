@@ -1,4 +1,4 @@
-"""Resize big on the CPU, then one composed augmentation down to the final size: why that keeps pixels sharp and corners fuller, measured on real photos, and how a presize cache makes it fast.
+"""Resize big on the CPU, then one composed augmentation to the final size: sharper pixels, fuller corners, faster.
 
 Docs: https://kimchi-course.github.io/kimchi-course/presizing.html.md"""
 

@@ -1,4 +1,4 @@
-"""Pretrain a resnet18 on a big source task, then reuse it for kimchi: random weights against pretrained ones, frozen features against fine-tuning, on the same split and budget.
+"""Pretrain a resnet18 on a big source task, then reuse it for kimchi: random against pretrained, frozen against tuned.
 
 Docs: https://kimchi-course.github.io/kimchi-course/pretraining.html.md"""
 

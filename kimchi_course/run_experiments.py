@@ -1,4 +1,4 @@
-"""Chapter 10's config rows trained on one split with one seed and pretrained weights, scored on a held-out test split, appended to the results file and read back into a table; then seed 000's finding checked row against row, image by image, and the background measured.
+"""Chapter 10's rows trained on one split, scored on a held-out test split, and seed 000's finding checked row by row.
 
 Docs: https://kimchi-course.github.io/kimchi-course/run_experiments.html.md"""
 

@@ -1,4 +1,4 @@
-"""Empty, truncated and mislabelled files, images that are fine but odd, a report that names every file it leaves out, and the one way the course opens an image.
+"""Empty, truncated and mislabelled files, a report that names every file left out, and one way to open an image.
 
 Docs: https://kimchi-course.github.io/kimchi-course/scan.html.md"""
 

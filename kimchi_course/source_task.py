@@ -1,4 +1,4 @@
-"""Generic shapes, palettes, broths and textures drawn from toy-kimchi's own ingredients, but never its dishes: what the course's smoke mode pretrains on.
+"""Shapes, palettes, broths and textures from toy-kimchi's ingredients, never its dishes: smoke mode's pretraining.
 
 Docs: https://kimchi-course.github.io/kimchi-course/source_task.html.md"""
 

@@ -1,4 +1,4 @@
-"""Your photos in; a model file, a confusion matrix and a report out: the chapters' steps in one function, `train`, the same in one process or several; and `demo`, the same on toy-kimchi.
+"""Your photos in; a model file, a confusion matrix and a report out: `train` in one process or several, and `demo`.
 
 Docs: https://kimchi-course.github.io/kimchi-course/training_run.html.md"""
 

@@ -1,4 +1,4 @@
-"""What `fine_tune` does in two steps, the same steps by hand, and how much of a pretrained network to retrain for your data.
+"""What `fine_tune` does in two steps, the same steps by hand, and how much of a pretrained network to retrain.
 
 Docs: https://kimchi-course.github.io/kimchi-course/unfreezing.html.md"""
 
